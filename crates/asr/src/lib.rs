@@ -1,0 +1,15 @@
+//! Speech recognition for stemfeed with whisper.cpp through whisper-rs.
+//!
+//! This is the only crate that links whisper.cpp. It takes 16 kHz mono f32
+//! samples (the media crate produces them) and returns typed transcripts;
+//! reading audio files, caption formats and policy (which language, which
+//! guards) live elsewhere.
+
+mod error;
+mod model;
+
+pub use error::AsrError;
+pub use model::{LanguageGuess, Model, ModelInfo, Segment, Task, TranscribeOptions, Transcript};
+
+/// Sample rate whisper.cpp expects.
+pub const SAMPLE_RATE: u32 = 16_000;

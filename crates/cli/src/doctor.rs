@@ -1,0 +1,228 @@
+//! `stemfeed doctor`: is this machine ready, and if not, what fixes it.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Args;
+use stemfeed_core::Config;
+use stemfeed_models::ModelStore;
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Also load every installed model with whisper.cpp (slower).
+    #[arg(long)]
+    deep: bool,
+}
+
+#[derive(Debug)]
+enum Status {
+    Ok,
+    /// Works, but worth knowing.
+    Note,
+    Fail,
+}
+
+struct Check {
+    area: &'static str,
+    status: Status,
+    detail: String,
+    fix: Option<String>,
+}
+
+pub fn run(args: &DoctorArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let mut checks = vec![check_gstreamer()];
+    checks.extend(check_models(config, args.deep));
+    checks.push(check_store(&config.data_dir));
+    checks.push(check_gpu(config));
+    let mut failed = 0;
+    for c in &checks {
+        let tag = match c.status {
+            Status::Ok => "ok  ",
+            Status::Note => "note",
+            Status::Fail => {
+                failed += 1;
+                "FAIL"
+            }
+        };
+        println!("{tag}  {:<10} {}", c.area, c.detail);
+        if let Some(fix) = &c.fix {
+            println!("      {:<10} fix: {fix}", "");
+        }
+    }
+    if failed > 0 {
+        println!("{failed} check(s) failed: stemfeed is not ready");
+        Ok(ExitCode::FAILURE)
+    } else {
+        println!("ready");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+fn check_gstreamer() -> Check {
+    if let Err(e) = stemfeed_media::init() {
+        return Check {
+            area: "gstreamer",
+            status: Status::Fail,
+            detail: e.to_string(),
+            fix: Some("sudo scripts/setup.sh (installs Debian's GStreamer packages)".into()),
+        };
+    }
+    let required = stemfeed_media::elements::REQUIRED;
+    let missing = stemfeed_media::elements::missing(required);
+    if missing.is_empty() {
+        Check {
+            area: "gstreamer",
+            status: Status::Ok,
+            detail: format!(
+                "{}, all {} elements present",
+                stemfeed_media::gstreamer_version(),
+                required.len()
+            ),
+            fix: None,
+        }
+    } else {
+        let mut packages: Vec<&str> = missing.iter().map(|(_, p)| *p).collect();
+        packages.sort_unstable();
+        packages.dedup();
+        Check {
+            area: "gstreamer",
+            status: Status::Fail,
+            detail: format!(
+                "missing elements: {}",
+                missing
+                    .iter()
+                    .map(|(e, _)| *e)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            fix: Some(format!("sudo apt-get install {}", packages.join(" "))),
+        }
+    }
+}
+
+fn check_models(config: &Config, deep: bool) -> Vec<Check> {
+    let store = ModelStore::new(&config.models_dir);
+    let install_fix = Some("stemfeed models install default".to_owned());
+    let mut checks = Vec::new();
+    let wanted = &config.asr.model;
+    match store.get(wanted) {
+        Ok(Some(m)) => {
+            let loaded = stemfeed_asr::Model::load(&m.file, false);
+            checks.push(match loaded {
+                Ok(model) => Check {
+                    area: "models",
+                    status: Status::Ok,
+                    detail: format!(
+                        "{wanted} loads ({} layers, {}), {}",
+                        model.info().n_audio_layer,
+                        m.languages(),
+                        m.file.display()
+                    ),
+                    fix: None,
+                },
+                Err(e) => Check {
+                    area: "models",
+                    status: Status::Fail,
+                    detail: e.to_string(),
+                    fix: Some(format!("stemfeed models install {wanted}")),
+                },
+            });
+        }
+        Ok(None) => checks.push(Check {
+            area: "models",
+            status: Status::Fail,
+            detail: format!(
+                "configured model {wanted} is not installed in {}",
+                store.root().display()
+            ),
+            fix: install_fix,
+        }),
+        Err(e) => checks.push(Check {
+            area: "models",
+            status: Status::Fail,
+            detail: e.to_string(),
+            fix: install_fix,
+        }),
+    }
+    if deep {
+        for m in store.list().unwrap_or_default() {
+            let ok = store.verify(&m).unwrap_or(false)
+                && stemfeed_asr::Model::load(&m.file, false).is_ok();
+            checks.push(Check {
+                area: "models",
+                status: if ok { Status::Ok } else { Status::Fail },
+                detail: format!(
+                    "{}: {}",
+                    m.name,
+                    if ok {
+                        "checksum matches, loads"
+                    } else {
+                        "corrupt or unloadable"
+                    }
+                ),
+                fix: (!ok).then(|| format!("stemfeed models install {}", m.name)),
+            });
+        }
+    }
+    checks
+}
+
+/// The embedded object store and catalog live under the data directory; it
+/// must exist (or be creatable) and be writable.
+fn check_store(data_dir: &Path) -> Check {
+    let probe = data_dir.join(".doctor-probe");
+    let result = std::fs::create_dir_all(data_dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => Check {
+            area: "store",
+            status: Status::Ok,
+            detail: format!("embedded store: {} is writable", data_dir.display()),
+            fix: None,
+        },
+        Err(e) => Check {
+            area: "store",
+            status: Status::Fail,
+            detail: format!("embedded store: {}: {e}", data_dir.display()),
+            fix: Some(
+                "set data_dir in stemfeed.toml (or STEMFEED_DATA_DIR) to a writable directory"
+                    .into(),
+            ),
+        },
+    }
+}
+
+fn check_gpu(config: &Config) -> Check {
+    let built_with_gpu = cfg!(feature = "cuda");
+    let nvidia = Path::new("/dev/nvidia0").exists();
+    let (status, detail, fix) = match (built_with_gpu, nvidia) {
+        (true, true) => (
+            Status::Ok,
+            "CUDA build, NVIDIA device present".to_owned(),
+            None,
+        ),
+        (true, false) => (
+            Status::Note,
+            "CUDA build but no NVIDIA device: Whisper falls back to CPU".to_owned(),
+            None,
+        ),
+        (false, true) => (
+            Status::Note,
+            "NVIDIA device present but this build is CPU-only".to_owned(),
+            Some("cargo build --release --features cuda".to_owned()),
+        ),
+        (false, false) => (Status::Note, "CPU only (no NVIDIA device)".to_owned(), None),
+    };
+    let detail = if config.asr.gpu {
+        detail
+    } else {
+        format!("{detail}; GPU disabled by asr.gpu = false")
+    };
+    Check {
+        area: "gpu",
+        status,
+        detail,
+        fix,
+    }
+}

@@ -1,0 +1,80 @@
+//! The `stemfeed` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use stemfeed_core::Config;
+
+mod doctor;
+mod models_cmd;
+mod transcribe;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stemfeed",
+    version,
+    about = "Short STEM videos in Pakistani languages: transcode, caption, tag, review, publish"
+)]
+struct Cli {
+    /// Configuration file (default: $STEMFEED_CONFIG, else ./stemfeed.toml if present).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Directory of installed Whisper models (overrides config and $STEMFEED_MODELS_DIR).
+    #[arg(long, global = true)]
+    models_dir: Option<PathBuf>,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Install, import, fetch and list Whisper models.
+    #[command(subcommand)]
+    Models(models_cmd::ModelsCommand),
+    /// Check that this machine can run stemfeed; prints what is missing and how to fix it.
+    Doctor(doctor::DoctorArgs),
+    /// Transcribe (or translate) the speech in an audio or video file.
+    Transcribe(transcribe::TranscribeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    if let Some(dir) = cli.models_dir {
+        config.models_dir = dir;
+    }
+    match cli.command {
+        Command::Models(cmd) => models_cmd::run(cmd, &config),
+        Command::Doctor(args) => doctor::run(&args, &config),
+        Command::Transcribe(args) => transcribe::run(&args, &config),
+    }
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STEMFEED_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

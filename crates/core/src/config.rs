@@ -1,0 +1,180 @@
+//! `stemfeed.toml` plus environment overrides.
+//!
+//! Precedence, lowest to highest: built-in defaults (embedded mode under
+//! `./stemfeed-data`), the config file, `STEMFEED_*` environment variables,
+//! and finally command-line flags applied by the binary. Unknown keys in the
+//! file are rejected by name so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Environment variable naming the config file.
+pub const ENV_CONFIG: &str = "STEMFEED_CONFIG";
+/// Environment variable overriding [`Config::data_dir`].
+pub const ENV_DATA_DIR: &str = "STEMFEED_DATA_DIR";
+/// Environment variable overriding [`Config::models_dir`].
+pub const ENV_MODELS_DIR: &str = "STEMFEED_MODELS_DIR";
+/// Config file looked for in the working directory when none is named.
+pub const DEFAULT_CONFIG_FILE: &str = "stemfeed.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+/// Resolved configuration. Every path is absolute or relative to the working
+/// directory the process was started in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Embedded mode's object store, catalog and outputs.
+    pub data_dir: PathBuf,
+    /// Installed Whisper models (ggml files and their metadata). Lives outside
+    /// the repository; defaults to the user's cache directory.
+    pub models_dir: PathBuf,
+    pub asr: AsrConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AsrConfig {
+    /// Installed model name used when a job does not ask for another.
+    pub model: String,
+    /// CPU threads per whisper inference.
+    pub threads: usize,
+    /// Use the GPU when the binary was built with one.
+    pub gpu: bool,
+}
+
+impl Default for AsrConfig {
+    fn default() -> Self {
+        Self {
+            model: "base".to_owned(),
+            threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
+            gpu: true,
+        }
+    }
+}
+
+/// The on-disk shape of `stemfeed.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    models_dir: Option<PathBuf>,
+    #[serde(default)]
+    asr: AsrConfig,
+}
+
+impl Config {
+    /// Defaults for embedded mode, with no file and no environment applied.
+    pub fn defaults() -> Self {
+        Self {
+            data_dir: PathBuf::from("stemfeed-data"),
+            models_dir: default_models_dir(),
+            asr: AsrConfig::default(),
+        }
+    }
+
+    /// Loads `path` if given, else `$STEMFEED_CONFIG`, else `./stemfeed.toml`
+    /// when it exists; then applies environment overrides.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_path = std::env::var_os(ENV_CONFIG).map(PathBuf::from);
+        let chosen = path.map(Path::to_path_buf).or(env_path);
+        let mut config = match chosen {
+            Some(p) => Self::from_file(&p)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+                Self::from_file(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => Self::defaults(),
+        };
+        if let Some(dir) = std::env::var_os(ENV_DATA_DIR) {
+            config.data_dir = PathBuf::from(dir);
+        }
+        if let Some(dir) = std::env::var_os(ENV_MODELS_DIR) {
+            config.models_dir = PathBuf::from(dir);
+        }
+        Ok(config)
+    }
+
+    /// Parses one config file on top of the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    fn from_toml(text: &str) -> Result<Self, String> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        let defaults = Self::defaults();
+        Ok(Self {
+            data_dir: file.data_dir.unwrap_or(defaults.data_dir),
+            models_dir: file.models_dir.map_or(defaults.models_dir, expand_home),
+            asr: file.asr,
+        })
+    }
+}
+
+/// `$XDG_CACHE_HOME/stemfeed/models`, else `~/.cache/stemfeed/models`.
+pub fn default_models_dir() -> PathBuf {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("stemfeed").join("models")
+}
+
+fn expand_home(path: PathBuf) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("stemfeed-data"));
+        assert_eq!(c.asr.model, "base");
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let err = Config::from_toml("data_dri = \"x\"").unwrap_err();
+        assert!(err.contains("data_dri"), "{err}");
+        let err = Config::from_toml("[asr]\nthreds = 4").unwrap_err();
+        assert!(err.contains("threds"), "{err}");
+    }
+
+    #[test]
+    fn file_values_apply() {
+        let c = Config::from_toml("models_dir = \"/m\"\n[asr]\nmodel = \"tiny.en\"\nthreads = 3")
+            .unwrap();
+        assert_eq!(c.models_dir, PathBuf::from("/m"));
+        assert_eq!(c.asr.model, "tiny.en");
+        assert_eq!(c.asr.threads, 3);
+        assert!(c.asr.gpu);
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Config::from_file(Path::new("/nonexistent/stemfeed.toml")).unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/stemfeed.toml"));
+    }
+}

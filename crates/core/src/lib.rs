@@ -1,0 +1,8 @@
+//! Domain types and configuration shared by every stemfeed crate.
+//!
+//! This crate must stay light: no GStreamer, no whisper.cpp, no AWS SDK. Every
+//! other crate depends on it, so anything heavy here slows the whole build.
+
+pub mod config;
+
+pub use config::{Config, ConfigError};

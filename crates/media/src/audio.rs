@@ -1,0 +1,133 @@
+//! Decoding any audio or video file's first audio stream to 16 kHz mono f32,
+//! the format Whisper consumes.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+
+use crate::bus::run_to_eos;
+use crate::error::MediaError;
+
+pub const ASR_RATE: i32 = 16_000;
+const STAGE: &str = "audio decode";
+
+fn make(factory: &str, name: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .name(name)
+        .build()
+        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
+}
+
+/// Decodes `path` to 16 kHz mono f32 samples. Fails naming the file when it
+/// has no audio stream or cannot be decoded; never takes longer than `timeout`.
+pub fn decode_to_asr_pcm(path: &Path, timeout: Duration) -> Result<Vec<f32>, MediaError> {
+    crate::init()?;
+    if !path.is_file() {
+        return Err(MediaError::Input {
+            path: path.to_path_buf(),
+            stage: STAGE,
+            reason: "file not found".into(),
+        });
+    }
+    let pipeline = gst::Pipeline::with_name("asr-audio");
+    let src = make("filesrc", "src")?;
+    src.set_property("location", path.to_string_lossy().as_ref());
+    let decode = make("decodebin", "decode")?;
+    let convert = make("audioconvert", "convert")?;
+    let resample = make("audioresample", "resample")?;
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("rate", ASR_RATE)
+        .field("channels", 1)
+        .field("layout", "interleaved")
+        .build();
+    let sink = gst_app::AppSink::builder()
+        .name("pcm")
+        .caps(&caps)
+        .sync(false)
+        .build();
+    pipeline
+        .add_many([&src, &decode, &convert, &resample, sink.upcast_ref()])
+        .expect("fresh elements add to a fresh pipeline");
+    src.link(&decode).expect("filesrc links to decodebin");
+    gst::Element::link_many([&convert, &resample, sink.upcast_ref()])
+        .expect("static audio chain links");
+
+    // Link the first audio pad decodebin exposes. Every other pad (video,
+    // subtitles, a second audio track) goes to a fakesink so that an unlinked
+    // pad never stalls or fails the demuxer.
+    let convert_weak = convert.downgrade();
+    let pipeline_weak = pipeline.downgrade();
+    // Recorded when linked: decodebin removes its pads on the way to Null, so
+    // the link itself is gone by the time the result is examined.
+    let audio_linked = Arc::new(AtomicBool::new(false));
+    let linked_flag = Arc::clone(&audio_linked);
+    decode.connect_pad_added(move |_, pad| {
+        let (Some(convert), Some(pipeline)) = (convert_weak.upgrade(), pipeline_weak.upgrade())
+        else {
+            return;
+        };
+        let is_audio = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/")))
+            .unwrap_or(false);
+        let sink_pad = convert
+            .static_pad("sink")
+            .expect("audioconvert has a sink pad");
+        if is_audio && !sink_pad.is_linked() {
+            if pad.link(&sink_pad).is_ok() {
+                linked_flag.store(true, Ordering::SeqCst);
+            }
+        } else if let Ok(discard) = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+        {
+            let _ = pipeline.add(&discard);
+            let _ = discard.sync_state_with_parent();
+            if let Some(discard_pad) = discard.static_pad("sink") {
+                let _ = pad.link(&discard_pad);
+            }
+        }
+    });
+
+    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
+    let collected = Arc::clone(&samples);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let mut out = collected.lock().map_err(|_| gst::FlowError::Error)?;
+                out.extend(
+                    map.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+
+    let result = run_to_eos(&pipeline, path, STAGE, timeout, |_, _| {});
+    let audio_linked = audio_linked.load(Ordering::SeqCst);
+    match result {
+        Err(e) => Err(e),
+        Ok(()) if !audio_linked => Err(no_audio(path)),
+        Ok(()) => Ok(std::mem::take(
+            &mut *samples.lock().expect("appsink thread ended"),
+        )),
+    }
+}
+
+fn no_audio(path: &Path) -> MediaError {
+    MediaError::Input {
+        path: path.to_path_buf(),
+        stage: STAGE,
+        reason: "no decodable audio stream".into(),
+    }
+}

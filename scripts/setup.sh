@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs everything stemfeed and its tests need on a Debian 12 machine.
+# Idempotent: packages already present are skipped by apt, models already
+# installed are verified and kept.
+set -euo pipefail
+
+PACKAGES=(
+  # Build: gstreamer-rs links GStreamer; whisper-rs builds whisper.cpp with cmake.
+  build-essential cmake pkg-config
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+  # Runtime: the elements the pipeline profiles use.
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  # Tests: generated speech, audio measurement, and output verification.
+  espeak-ng sox ffmpeg
+  ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: system packages present"
+fi
+
+command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust 1.95 with rustup" >&2; exit 1; }
