@@ -14,7 +14,11 @@ pub fn stemfeed() -> Command {
 
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd.output().expect("stemfeed runs");
-    eprintln!("$ {cmd:?}\n--- stdout\n{}--- stderr\n{}", text(&out.stdout), text(&out.stderr));
+    eprintln!(
+        "$ {cmd:?}\n--- stdout\n{}--- stderr\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     out
 }
 
@@ -48,9 +52,19 @@ pub fn espeak(dir: &Path, name: &str, voice: &str, text: &str) -> PathBuf {
 /// Duration of a media file according to ffprobe, in seconds.
 pub fn ffprobe_duration(path: &Path) -> f64 {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe is installed (scripts/setup.sh)");
-    text(&out.stdout).trim().parse().expect("ffprobe prints a duration")
+    text(&out.stdout)
+        .trim()
+        .parse()
+        .expect("ffprobe prints a duration")
 }

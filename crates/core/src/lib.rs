@@ -4,5 +4,7 @@
 //! other crate depends on it, so anything heavy here slows the whole build.
 
 pub mod config;
+pub mod profile;
 
 pub use config::{Config, ConfigError};
+pub use profile::{Profile, ProfileError};

@@ -15,7 +15,10 @@ const F16: u8 = 4;
 const I16: u8 = 2;
 
 fn f16_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
-    values.into_iter().flat_map(|v| half::f16::from_f32(v).to_le_bytes()).collect()
+    values
+        .into_iter()
+        .flat_map(|v| half::f16::from_f32(v).to_le_bytes())
+        .collect()
 }
 
 /// A matrix whose every element holds its row index, so splits are visible.
@@ -37,44 +40,153 @@ fn tiny_whisper(spec: &str) -> Vec<u8> {
     let vec = |n: usize| f16_bytes((0..n).map(|i| i as f32 / 1000.0));
     add("encoder/num_heads", &[], I16, 1i16.to_le_bytes().to_vec());
     add("decoder/num_heads", &[], I16, 1i16.to_le_bytes().to_vec());
-    add("encoder/conv1/weight", &[D, 80, 3], F16, f16_bytes(vec![0.5; D * 80 * 3]));
+    add(
+        "encoder/conv1/weight",
+        &[D, 80, 3],
+        F16,
+        f16_bytes(vec![0.5; D * 80 * 3]),
+    );
     add("encoder/conv1/bias", &[D], F16, vec(D));
-    add("encoder/conv2/weight", &[D, D, 3], F16, f16_bytes(vec![0.25; D * D * 3]));
+    add(
+        "encoder/conv2/weight",
+        &[D, D, 3],
+        F16,
+        f16_bytes(vec![0.25; D * D * 3]),
+    );
     add("encoder/conv2/bias", &[D], F16, vec(D));
-    add("encoder/position_encodings/encodings", &[1500, D], F16, rows(1500, D));
-    add("decoder/position_encodings/encodings", &[448, D], F16, rows(448, D));
-    add("decoder/embeddings/weight", &[N_VOCAB, D], F16, f16_bytes(vec![1.0; N_VOCAB * D]));
-    for (side, prefix) in [("encoder", "encoder/layer_0"), ("decoder", "decoder/layer_0")] {
+    add(
+        "encoder/position_encodings/encodings",
+        &[1500, D],
+        F16,
+        rows(1500, D),
+    );
+    add(
+        "decoder/position_encodings/encodings",
+        &[448, D],
+        F16,
+        rows(448, D),
+    );
+    add(
+        "decoder/embeddings/weight",
+        &[N_VOCAB, D],
+        F16,
+        f16_bytes(vec![1.0; N_VOCAB * D]),
+    );
+    for (side, prefix) in [
+        ("encoder", "encoder/layer_0"),
+        ("decoder", "decoder/layer_0"),
+    ] {
         for norm in ["self_attention/layer_norm", "ffn/layer_norm"] {
             add(&format!("{prefix}/{norm}/gamma"), &[D], F16, vec(D));
             add(&format!("{prefix}/{norm}/beta"), &[D], F16, vec(D));
         }
-        add(&format!("{prefix}/self_attention/linear_0/weight"), &[3 * D, D], F16, rows(3 * D, D));
-        add(&format!("{prefix}/self_attention/linear_0/bias"), &[3 * D], F16, fused_bias(3, 1));
-        add(&format!("{prefix}/self_attention/linear_1/weight"), &[D, D], F16, rows(D, D));
-        add(&format!("{prefix}/self_attention/linear_1/bias"), &[D], F16, vec(D));
-        add(&format!("{prefix}/ffn/linear_0/weight"), &[4 * D, D], F16, rows(4 * D, D));
-        add(&format!("{prefix}/ffn/linear_0/bias"), &[4 * D], F16, vec(4 * D));
-        add(&format!("{prefix}/ffn/linear_1/weight"), &[D, 4 * D], F16, rows(D, 4 * D));
+        add(
+            &format!("{prefix}/self_attention/linear_0/weight"),
+            &[3 * D, D],
+            F16,
+            rows(3 * D, D),
+        );
+        add(
+            &format!("{prefix}/self_attention/linear_0/bias"),
+            &[3 * D],
+            F16,
+            fused_bias(3, 1),
+        );
+        add(
+            &format!("{prefix}/self_attention/linear_1/weight"),
+            &[D, D],
+            F16,
+            rows(D, D),
+        );
+        add(
+            &format!("{prefix}/self_attention/linear_1/bias"),
+            &[D],
+            F16,
+            vec(D),
+        );
+        add(
+            &format!("{prefix}/ffn/linear_0/weight"),
+            &[4 * D, D],
+            F16,
+            rows(4 * D, D),
+        );
+        add(
+            &format!("{prefix}/ffn/linear_0/bias"),
+            &[4 * D],
+            F16,
+            vec(4 * D),
+        );
+        add(
+            &format!("{prefix}/ffn/linear_1/weight"),
+            &[D, 4 * D],
+            F16,
+            rows(D, 4 * D),
+        );
         add(&format!("{prefix}/ffn/linear_1/bias"), &[D], F16, vec(D));
         if side == "decoder" {
-            add(&format!("{prefix}/attention/layer_norm/gamma"), &[D], F16, vec(D));
-            add(&format!("{prefix}/attention/layer_norm/beta"), &[D], F16, vec(D));
-            add(&format!("{prefix}/attention/linear_0/weight"), &[D, D], F16, rows(D, D));
-            add(&format!("{prefix}/attention/linear_0/bias"), &[D], F16, vec(D));
-            add(&format!("{prefix}/attention/linear_1/weight"), &[2 * D, D], F16, rows(2 * D, D));
-            add(&format!("{prefix}/attention/linear_1/bias"), &[2 * D], F16, fused_bias(2, 0));
-            add(&format!("{prefix}/attention/linear_2/weight"), &[D, D], F16, rows(D, D));
-            add(&format!("{prefix}/attention/linear_2/bias"), &[D], F16, vec(D));
+            add(
+                &format!("{prefix}/attention/layer_norm/gamma"),
+                &[D],
+                F16,
+                vec(D),
+            );
+            add(
+                &format!("{prefix}/attention/layer_norm/beta"),
+                &[D],
+                F16,
+                vec(D),
+            );
+            add(
+                &format!("{prefix}/attention/linear_0/weight"),
+                &[D, D],
+                F16,
+                rows(D, D),
+            );
+            add(
+                &format!("{prefix}/attention/linear_0/bias"),
+                &[D],
+                F16,
+                vec(D),
+            );
+            add(
+                &format!("{prefix}/attention/linear_1/weight"),
+                &[2 * D, D],
+                F16,
+                rows(2 * D, D),
+            );
+            add(
+                &format!("{prefix}/attention/linear_1/bias"),
+                &[2 * D],
+                F16,
+                fused_bias(2, 0),
+            );
+            add(
+                &format!("{prefix}/attention/linear_2/weight"),
+                &[D, D],
+                F16,
+                rows(D, D),
+            );
+            add(
+                &format!("{prefix}/attention/linear_2/bias"),
+                &[D],
+                F16,
+                vec(D),
+            );
         }
     }
     add("encoder/layer_norm/gamma", &[D], F16, vec(D));
     add("encoder/layer_norm/beta", &[D], F16, vec(D));
     add("decoder/layer_norm/gamma", &[D], F16, vec(D));
     add("decoder/layer_norm/beta", &[D], F16, vec(D));
-    let vars: Vec<(&str, &[usize], u8, &[u8])> =
-        owned.iter().map(|(n, s, t, d)| (n.as_str(), s.as_slice(), *t, d.as_slice())).collect();
-    write_for_tests(spec, &vars, &[("decoder/projection/weight", "decoder/embeddings/weight")])
+    let vars: Vec<(&str, &[usize], u8, &[u8])> = owned
+        .iter()
+        .map(|(n, s, t, d)| (n.as_str(), s.as_slice(), *t, d.as_slice()))
+        .collect();
+    write_for_tests(
+        spec,
+        &vars,
+        &[("decoder/projection/weight", "decoder/embeddings/weight")],
+    )
 }
 
 fn vocabulary() -> String {
@@ -116,7 +228,7 @@ impl Tensor {
 /// Parses a ggml Whisper file the way whisper.cpp's loader walks it.
 fn parse_ggml(bytes: &[u8]) -> (Vec<i32>, usize, Vec<Tensor>) {
     let mut pos = 0;
-    let mut i32_at = |pos: &mut usize| {
+    let i32_at = |pos: &mut usize| {
         let v = i32::from_le_bytes(bytes[*pos..*pos + 4].try_into().unwrap());
         *pos += 4;
         v
@@ -136,7 +248,12 @@ fn parse_ggml(bytes: &[u8]) -> (Vec<i32>, usize, Vec<Tensor>) {
         let name = String::from_utf8(bytes[pos..pos + name_len as usize].to_vec()).unwrap();
         pos += name_len as usize;
         let len = dims.iter().product::<i32>() as usize * if ty == 0 { 4 } else { 2 };
-        tensors.push(Tensor { name, ty, dims, data: bytes[pos..pos + len].to_vec() });
+        tensors.push(Tensor {
+            name,
+            ty,
+            dims,
+            data: bytes[pos..pos + len].to_vec(),
+        });
         pos += len;
     }
     assert_eq!(pos, bytes.len(), "tensor data overran the file");
@@ -155,11 +272,19 @@ fn imports_a_whisper_model_in_whisper_cpp_layout() {
     let (header, n_tokens, tensors) = parse_ggml(&std::fs::read(&out).unwrap());
     assert_eq!(header[0], 0x6767_6d6c, "magic");
     // n_vocab, audio ctx/state/head/layer, text ctx/state/head/layer, mels, ftype
-    assert_eq!(header[1..], [N_VOCAB as i32, 1500, 64, 1, 1, 448, 64, 1, 1, 80, 1]);
+    assert_eq!(
+        header[1..],
+        [N_VOCAB as i32, 1500, 64, 1, 1, 448, 64, 1, 1, 80, 1]
+    );
     assert_eq!(n_tokens, 50_257);
     // Per encoder layer 15 tensors, per decoder layer 24, plus 7 + 4 globals.
     assert_eq!(tensors.len(), 15 + 24 + 7 + 4);
-    let get = |name: &str| tensors.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("{name} missing"));
+    let get = |name: &str| {
+        tensors
+            .iter()
+            .find(|t| t.name == name)
+            .unwrap_or_else(|| panic!("{name} missing"))
+    };
 
     // Fused Q|K|V rows split in order; the key has no bias.
     for side in ["encoder", "decoder"] {
@@ -172,7 +297,10 @@ fn imports_a_whisper_model_in_whisper_cpp_layout() {
         assert_eq!(get(&format!("{p}.query.weight")).dims, [64, 64]);
     }
     assert_eq!(get("decoder.blocks.0.cross_attn.key.weight").first(), 0.0);
-    assert_eq!(get("decoder.blocks.0.cross_attn.value.weight").first(), 64.0);
+    assert_eq!(
+        get("decoder.blocks.0.cross_attn.value.weight").first(),
+        64.0
+    );
     assert_eq!(get("decoder.blocks.0.cross_attn.value.bias").first(), 64.0);
     // Types and shapes whisper.cpp checks: conv bias (n,1) f32, norms f32,
     // positional embeddings f32, matrices f16, dims innermost first.
@@ -183,7 +311,10 @@ fn imports_a_whisper_model_in_whisper_cpp_layout() {
     assert_eq!(get("encoder.blocks.0.mlp_ln.weight").ty, 0);
     let pos = get("decoder.positional_embedding");
     assert_eq!((pos.ty, pos.dims.as_slice()), (0, &[64, 448][..]));
-    assert_eq!(get("decoder.token_embedding.weight").dims, [64, N_VOCAB as i32]);
+    assert_eq!(
+        get("decoder.token_embedding.weight").dims,
+        [64, N_VOCAB as i32]
+    );
     assert_eq!(get("encoder.blocks.0.mlp.0.weight").dims, [64, 256]);
     assert!(tensors.iter().any(|t| t.name == "encoder.ln_post.bias"));
     assert!(tensors.iter().any(|t| t.name == "decoder.ln.weight"));
@@ -198,7 +329,10 @@ fn rejects_truncated_model_bin() {
     let err = import_dir(dir.path(), &out).unwrap_err();
     assert!(matches!(err, ModelError::Truncated { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("model.bin") && msg.contains("truncated") && msg.contains("variable"), "{msg}");
+    assert!(
+        msg.contains("model.bin") && msg.contains("truncated") && msg.contains("variable"),
+        "{msg}"
+    );
     assert!(!out.exists(), "no output for a failed import");
 }
 
@@ -217,7 +351,10 @@ fn rejects_wrong_spec_name() {
     let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ModelError::WrongSpec { .. }), "{msg}");
-    assert!(msg.contains("TransformerSpec") && msg.contains("WhisperSpec"), "{msg}");
+    assert!(
+        msg.contains("TransformerSpec") && msg.contains("WhisperSpec"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -226,7 +363,16 @@ fn rejects_missing_vocabulary() {
     model_dir(dir.path(), &tiny_whisper("WhisperSpec"), false);
     let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, ModelError::MissingFile { what: "vocabulary.txt", .. }), "{msg}");
+    assert!(
+        matches!(
+            err,
+            ModelError::MissingFile {
+                what: "vocabulary.txt",
+                ..
+            }
+        ),
+        "{msg}"
+    );
     assert!(msg.contains("vocabulary.txt"), "{msg}");
 }
 
@@ -236,7 +382,13 @@ fn rejects_a_vocabulary_from_another_model() {
     model_dir(dir.path(), &tiny_whisper("WhisperSpec"), true);
     // An English-only vocabulary (end-of-text at 50,256) beside multilingual weights.
     let english: String = (0..51_864)
-        .map(|i| if i == 50_256 { "<|endoftext|>".to_owned() } else { format!("t{i}") })
+        .map(|i| {
+            if i == 50_256 {
+                "<|endoftext|>".to_owned()
+            } else {
+                format!("t{i}")
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(dir.path().join("vocabulary.txt"), english).unwrap();

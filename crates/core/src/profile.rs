@@ -1,0 +1,203 @@
+//! Output profiles (`pipelines/*.toml`): *what* to produce for a video. The
+//! media crate decides *how*. Unknown keys are errors, and every value is
+//! checked on load so a bad profile fails before any job uses it.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error("cannot read profile {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid profile {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    pub name: String,
+    pub limits: Limits,
+    pub video: VideoSettings,
+    pub audio: AudioSettings,
+    /// Renditions, largest first. A rung taller than the source is skipped
+    /// (never upscale); the smallest rung is always produced.
+    pub rungs: Vec<Rung>,
+}
+
+/// What inputs are accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub max_duration_s: f64,
+    pub min_duration_s: f64,
+    /// Largest accepted width or height in pixels.
+    pub max_dimension: u32,
+    /// Smallest accepted width or height in pixels.
+    pub min_dimension: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSettings {
+    /// Keyframe interval in seconds; closed GOPs, aligned across rungs.
+    pub gop_seconds: f64,
+    /// x264 speed preset (ultrafast … veryslow).
+    pub x264_preset: String,
+    /// H.264 profile every phone plays: baseline, main or high.
+    pub h264_profile: String,
+    /// Output frame rate cap; sources above it are reduced.
+    pub max_fps: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSettings {
+    pub sample_rate: u32,
+    pub channels: u32,
+    /// Integrated loudness target (EBU R128), LUFS.
+    pub loudness_target_lufs: f64,
+    /// Ceiling for the true peak after normalisation, dBTP.
+    pub true_peak_max_dbtp: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rung {
+    /// Length of the shorter side: 1080 means 1080×1920 portrait or 1920×1080 landscape.
+    pub short_side: u32,
+    pub video_kbps: u32,
+    pub audio_kbps: u32,
+}
+
+const X264_PRESETS: &[&str] = &[
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+];
+
+impl Profile {
+    pub fn from_file(path: &Path) -> Result<Self, ProfileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ProfileError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|message| ProfileError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let profile: Self = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        profile.check()?;
+        Ok(profile)
+    }
+
+    /// The built-in short-form profile (`pipelines/short-form.toml`).
+    pub fn short_form() -> Self {
+        Self::from_toml(include_str!("../../../pipelines/short-form.toml"))
+            .expect("pipelines/short-form.toml is valid (checked by tests)")
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if !(l.min_duration_s >= 0.0 && l.max_duration_s > l.min_duration_s) {
+            return Err("limits: need 0 <= min_duration_s < max_duration_s".into());
+        }
+        if l.min_dimension < 2 || l.max_dimension <= l.min_dimension {
+            return Err("limits: need 2 <= min_dimension < max_dimension".into());
+        }
+        if !(0.5..=10.0).contains(&self.video.gop_seconds) {
+            return Err("video.gop_seconds must be between 0.5 and 10".into());
+        }
+        if !X264_PRESETS.contains(&self.video.x264_preset.as_str()) {
+            return Err(format!(
+                "video.x264_preset {:?} is not one of {X264_PRESETS:?}",
+                self.video.x264_preset
+            ));
+        }
+        if !["baseline", "main", "high"].contains(&self.video.h264_profile.as_str()) {
+            return Err("video.h264_profile must be baseline, main or high".into());
+        }
+        if !(1..=120).contains(&self.video.max_fps) {
+            return Err("video.max_fps must be 1..=120".into());
+        }
+        if ![44_100, 48_000].contains(&self.audio.sample_rate)
+            || !(1..=2).contains(&self.audio.channels)
+        {
+            return Err(
+                "audio: AAC-LC output needs sample_rate 44100 or 48000 and 1 or 2 channels".into(),
+            );
+        }
+        if self.audio.true_peak_max_dbtp > 0.0 || self.audio.loudness_target_lufs >= 0.0 {
+            return Err("audio: loudness target and true-peak ceiling must be negative".into());
+        }
+        if self.rungs.is_empty() {
+            return Err("at least one rung is required".into());
+        }
+        for pair in self.rungs.windows(2) {
+            if pair[1].short_side >= pair[0].short_side {
+                return Err("rungs must be listed largest first, without repeats".into());
+            }
+        }
+        for r in &self.rungs {
+            if r.short_side < 64 || r.short_side % 2 != 0 || r.video_kbps < 50 || r.audio_kbps < 16
+            {
+                return Err(format!(
+                    "rung {}: short_side must be even and >= 64, video_kbps >= 50, audio_kbps >= 16",
+                    r.short_side
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shipped(name: &str) -> String {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../pipelines")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn shipped_profiles_are_valid() {
+        for name in ["short-form.toml", "data-saver.toml"] {
+            Profile::from_toml(&shipped(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert_eq!(
+            Profile::short_form().rungs.first().map(|r| r.short_side),
+            Some(1080)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let text = shipped("short-form.toml").replace("[video]", "[video]\ncrf_typo = 3");
+        assert!(Profile::from_toml(&text).unwrap_err().contains("crf_typo"));
+    }
+
+    #[test]
+    fn rungs_must_descend() {
+        let mut p = Profile::short_form();
+        p.rungs.reverse();
+        assert!(p.check().unwrap_err().contains("largest first"));
+    }
+}
