@@ -68,3 +68,52 @@ pub fn ffprobe_duration(path: &Path) -> f64 {
         .parse()
         .expect("ffprobe prints a duration")
 }
+
+/// Generates a test video with ffmpeg's lavfi sources (a test-time tool only;
+/// the product never runs ffmpeg). `video` and `audio` are lavfi source
+/// descriptions; `args` are extra output options (codecs, metadata).
+pub fn ffmpeg_make(dir: &Path, name: &str, inputs: &[&str], args: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-hide_banner", "-loglevel", "error", "-y"]);
+    for input in inputs {
+        cmd.args(["-f", "lavfi", "-i", input]);
+    }
+    let out = cmd
+        .args(args)
+        .arg(&path)
+        .output()
+        .expect("ffmpeg is installed (scripts/setup.sh)");
+    assert!(
+        out.status.success(),
+        "ffmpeg failed for {name}: {}",
+        text(&out.stderr)
+    );
+    path
+}
+
+/// sha256 of a file, to prove inputs are left untouched.
+pub fn file_digest(path: &Path) -> Vec<u8> {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    out.stdout
+}
+
+/// Copies `src` to `name` with a display-rotation tag (ffmpeg 5.1 writes the
+/// MP4 display matrix only when stream-copying).
+pub fn ffmpeg_rotate(dir: &Path, src: &Path, name: &str, degrees: u32) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+        .arg(src)
+        .args([
+            "-c",
+            "copy",
+            "-metadata:s:v:0",
+            &format!("rotate={degrees}"),
+        ])
+        .arg(&path)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    path
+}

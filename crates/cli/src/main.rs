@@ -9,6 +9,7 @@ use stemfeed_core::Config;
 
 mod doctor;
 mod models_cmd;
+mod probe_cmd;
 mod transcribe;
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,8 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Check that this machine can run stemfeed; prints what is missing and how to fix it.
     Doctor(doctor::DoctorArgs),
+    /// Probe a video and validate it against a profile; prints JSON.
+    Probe(probe_cmd::ProbeArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
     Transcribe(transcribe::TranscribeArgs),
 }
@@ -62,6 +65,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Models(cmd) => models_cmd::run(cmd, &config),
         Command::Doctor(args) => doctor::run(&args, &config),
+        Command::Probe(args) => probe_cmd::run(&args),
         Command::Transcribe(args) => transcribe::run(&args, &config),
     }
 }

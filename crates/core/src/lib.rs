@@ -4,7 +4,9 @@
 //! other crate depends on it, so anything heavy here slows the whole build.
 
 pub mod config;
+pub mod media_info;
 pub mod profile;
 
 pub use config::{Config, ConfigError};
+pub use media_info::{MediaInfo, Rejection};
 pub use profile::{Profile, ProfileError};

@@ -10,6 +10,9 @@ pub mod audio;
 mod bus;
 pub mod elements;
 mod error;
+pub mod ladder;
+pub mod probe;
+pub mod transcode;
 
 pub use error::MediaError;
 

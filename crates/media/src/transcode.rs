@@ -1,0 +1,440 @@
+//! One decode, every rendition: the transcoding pipeline.
+//!
+//! ```text
+//! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ h264parse ─ tee ─┬─ mp4mux ─ filesink
+//!                      │                                                            ┊                                                                └─ hlssink2
+//!                      └─ audio: audioconvert ─ audioresample ─ volume ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ tee ─ (mp4mux, hlssink2)
+//!                                                                           └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
+//! ```
+//! The source is decoded once; the orientation tag is applied by `videoflip`
+//! so every output is upright; GOPs are closed and fixed-length (no scene-cut
+//! keyframes) so segments align across rungs.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use serde::Serialize;
+use stemfeed_core::media_info::MediaInfo;
+use stemfeed_core::profile::Profile;
+
+use crate::bus::run_to_eos;
+use crate::error::MediaError;
+use crate::ladder::{PlannedRung, plan};
+
+const STAGE: &str = "transcode";
+
+/// One finished rendition.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rendition {
+    pub name: String,
+    pub mp4: PathBuf,
+    pub hls_playlist: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub video_kbps: u32,
+    pub audio_kbps: Option<u32>,
+    pub fps: u32,
+    /// RFC 6381 codec string for the HLS master playlist.
+    pub codecs: String,
+}
+
+#[derive(Debug)]
+pub struct TranscodeOutput {
+    pub renditions: Vec<Rendition>,
+    /// 16 kHz mono f32 for ASR, from the same decode; empty without audio.
+    pub asr_pcm: Vec<f32>,
+}
+
+fn make(factory: &str) -> Result<gst::Element, MediaError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
+}
+
+fn add_chain(pipeline: &gst::Pipeline, chain: &[&gst::Element]) -> Result<(), MediaError> {
+    pipeline
+        .add_many(chain.iter().copied())
+        .expect("fresh elements add to the pipeline");
+    gst::Element::link_many(chain.iter().copied()).map_err(|e| MediaError::Input {
+        path: PathBuf::new(),
+        stage: STAGE,
+        reason: format!("internal pipeline link failed: {e}"),
+    })
+}
+
+fn output_fps(info: &MediaInfo, profile: &Profile) -> u32 {
+    let source = info.video.as_ref().and_then(|v| v.fps).unwrap_or(30.0);
+    (source.round() as u32).clamp(1, profile.video.max_fps)
+}
+
+/// x264's level for the rung: enough for its size at its frame rate.
+fn h264_codec_string(profile: &str, width: u32, height: u32, fps: u32) -> String {
+    let profile_idc = match profile {
+        "baseline" => "42e0",
+        "high" => "6400",
+        _ => "4d40",
+    };
+    let mbps = u64::from(width.div_ceil(16)) * u64::from(height.div_ceil(16)) * u64::from(fps);
+    let level = match mbps {
+        0..=40_500 => 0x1e,        // 3.0
+        40_501..=108_000 => 0x1f,  // 3.1
+        108_001..=245_760 => 0x28, // 4.0
+        _ => 0x2a,                 // 4.2
+    };
+    format!("avc1.{profile_idc}{level:02x}")
+}
+
+/// Transcodes `input` into every rung of `profile` under `out_dir`
+/// (`renditions/<name>.mp4`, `hls/<name>/index.m3u8`). `gain_db` is applied to
+/// the audio of every rendition (loudness normalisation).
+#[allow(clippy::too_many_arguments)]
+pub fn transcode(
+    input: &Path,
+    info: &MediaInfo,
+    profile: &Profile,
+    out_dir: &Path,
+    gain_db: f64,
+    timeout: Duration,
+    progress: &mut dyn FnMut(f64),
+) -> Result<TranscodeOutput, MediaError> {
+    crate::init()?;
+    let video_info = info.video.as_ref().ok_or_else(|| MediaError::Input {
+        path: input.to_path_buf(),
+        stage: STAGE,
+        reason: "no video stream".into(),
+    })?;
+    let (dw, dh) = video_info.display_size();
+    let rungs = plan(profile, dw, dh);
+    let fps = output_fps(info, profile);
+    let has_audio = info.audio.is_some();
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| MediaError::Input {
+            path: p,
+            stage: STAGE,
+            reason: e.to_string(),
+        }
+    };
+    std::fs::create_dir_all(out_dir.join("renditions")).map_err(io(out_dir))?;
+
+    let pipeline = gst::Pipeline::with_name("transcode");
+    let src = make("filesrc")?;
+    src.set_property("location", input.to_string_lossy().as_ref());
+    let decode = make("decodebin")?;
+    pipeline.add_many([&src, &decode]).expect("fresh elements");
+    src.link(&decode).expect("filesrc links to decodebin");
+
+    // Video trunk.
+    let flip = make("videoflip")?;
+    flip.set_property_from_str("video-direction", "auto");
+    let vconvert = make("videoconvert")?;
+    let vrate = make("videorate")?;
+    let rate_caps = make("capsfilter")?;
+    rate_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("framerate", gst::Fraction::new(fps as i32, 1))
+            .build(),
+    );
+    let vtee = make("tee")?;
+    add_chain(&pipeline, &[&flip, &vconvert, &vrate, &rate_caps, &vtee])?;
+
+    // Audio trunk.
+    let atee = if has_audio {
+        let aconvert = make("audioconvert")?;
+        let aresample = make("audioresample")?;
+        let volume = make("volume")?;
+        volume.set_property("volume", 10f64.powf(gain_db / 20.0));
+        let tee = make("tee")?;
+        add_chain(&pipeline, &[&aconvert, &aresample, &volume, &tee])?;
+        Some((aconvert, tee))
+    } else {
+        None
+    };
+
+    let mut renditions = Vec::new();
+    for rung in &rungs {
+        renditions.push(add_rung(
+            &pipeline,
+            &vtee,
+            atee.as_ref().map(|(_, t)| t),
+            rung,
+            profile,
+            fps,
+            out_dir,
+        )?);
+    }
+
+    // ASR branch.
+    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
+    if let Some((_, tee)) = &atee {
+        let queue = make("queue")?;
+        let convert = make("audioconvert")?;
+        let resample = make("audioresample")?;
+        let caps = gst::Caps::builder("audio/x-raw")
+            .field("format", "F32LE")
+            .field("rate", crate::audio::ASR_RATE)
+            .field("channels", 1)
+            .field("layout", "interleaved")
+            .build();
+        let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
+        let collected = Arc::clone(&samples);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    let mut out = collected.lock().map_err(|_| gst::FlowError::Error)?;
+                    out.extend(
+                        map.chunks_exact(4)
+                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                    );
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        add_chain(
+            &pipeline,
+            &[tee, &queue, &convert, &resample, sink.upcast_ref()],
+        )?;
+    }
+
+    // decodebin's pads: first video → flip, first audio → audio trunk, rest discarded.
+    let flip_weak = flip.downgrade();
+    let audio_weak = atee.as_ref().map(|(c, _)| c.downgrade());
+    let pipeline_weak = pipeline.downgrade();
+    let video_linked = Arc::new(AtomicBool::new(false));
+    let linked = Arc::clone(&video_linked);
+    decode.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = pipeline_weak.upgrade() else {
+            return;
+        };
+        let kind = pad
+            .current_caps()
+            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+            .unwrap_or_default();
+        let target = if kind.starts_with("video/") {
+            flip_weak.upgrade()
+        } else if kind.starts_with("audio/") {
+            audio_weak.as_ref().and_then(|w| w.upgrade())
+        } else {
+            None
+        };
+        if let Some(sink_pad) = target
+            .and_then(|t| t.static_pad("sink"))
+            .filter(|p| !p.is_linked())
+        {
+            if pad.link(&sink_pad).is_ok() && kind.starts_with("video/") {
+                linked.store(true, Ordering::SeqCst);
+            }
+            return;
+        }
+        if let Ok(discard) = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
+            .build()
+        {
+            let _ = pipeline.add(&discard);
+            let _ = discard.sync_state_with_parent();
+            if let Some(p) = discard.static_pad("sink") {
+                let _ = pad.link(&p);
+            }
+        }
+    });
+
+    let duration = info.duration_s.max(0.001);
+    run_to_eos(&pipeline, input, STAGE, timeout, |pos, _| {
+        if let Some(pos) = pos {
+            progress((pos.nseconds() as f64 / 1e9 / duration).min(1.0));
+        }
+    })?;
+    if !video_linked.load(Ordering::SeqCst) {
+        return Err(MediaError::Input {
+            path: input.to_path_buf(),
+            stage: STAGE,
+            reason: "no decodable video stream".into(),
+        });
+    }
+    progress(1.0);
+    let asr_pcm = std::mem::take(&mut *samples.lock().expect("appsink finished"));
+    Ok(TranscodeOutput {
+        renditions,
+        asr_pcm,
+    })
+}
+
+fn add_rung(
+    pipeline: &gst::Pipeline,
+    vtee: &gst::Element,
+    atee: Option<&gst::Element>,
+    rung: &PlannedRung,
+    profile: &Profile,
+    fps: u32,
+    out_dir: &Path,
+) -> Result<Rendition, MediaError> {
+    let mp4_path = out_dir
+        .join("renditions")
+        .join(format!("{}.mp4", rung.name));
+    let hls_dir = out_dir.join("hls").join(&rung.name);
+    std::fs::create_dir_all(&hls_dir).map_err(|e| MediaError::Input {
+        path: hls_dir.clone(),
+        stage: STAGE,
+        reason: e.to_string(),
+    })?;
+    let gop = (profile.video.gop_seconds * f64::from(fps))
+        .round()
+        .max(1.0) as u32;
+
+    let queue = make("queue")?;
+    let scale = make("videoscale")?;
+    // The default method aliases on large downscales; bilinear2 filters properly
+    // at similar speed.
+    scale.set_property_from_str("method", "bilinear2");
+    let raw_caps = make("capsfilter")?;
+    raw_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .field("width", rung.width as i32)
+            .field("height", rung.height as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    );
+    let enc = make("x264enc")?;
+    enc.set_property("bitrate", rung.video_kbps);
+    enc.set_property_from_str("speed-preset", &profile.video.x264_preset);
+    enc.set_property("key-int-max", gop);
+    enc.set_property(
+        "option-string",
+        format!(
+            "keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0:vbv-maxrate={}:vbv-bufsize={}",
+            rung.video_kbps * 3 / 2,
+            rung.video_kbps * 2
+        ),
+    );
+    let h264_caps = make("capsfilter")?;
+    h264_caps.set_property(
+        "caps",
+        gst::Caps::builder("video/x-h264")
+            .field("profile", profile.video.h264_profile.as_str())
+            .build(),
+    );
+    let parse = make("h264parse")?;
+    let vout = make("tee")?;
+    add_chain(
+        pipeline,
+        &[
+            vtee, &queue, &scale, &raw_caps, &enc, &h264_caps, &parse, &vout,
+        ],
+    )?;
+
+    let mux = make("mp4mux")?;
+    mux.set_property("faststart", true);
+    let sink = make("filesink")?;
+    sink.set_property("location", mp4_path.to_string_lossy().as_ref());
+    pipeline.add_many([&mux, &sink]).expect("fresh elements");
+    mux.link(&sink).expect("mp4mux links to filesink");
+
+    let hls = make("hlssink2")?;
+    hls.set_property(
+        "location",
+        hls_dir.join("segment%05d.ts").to_string_lossy().as_ref(),
+    );
+    hls.set_property(
+        "playlist-location",
+        hls_dir.join("index.m3u8").to_string_lossy().as_ref(),
+    );
+    hls.set_property("target-duration", profile.video.gop_seconds.ceil() as u32);
+    hls.set_property("playlist-length", 0u32);
+    hls.set_property("max-files", 0u32);
+    pipeline.add(&hls).expect("fresh element");
+
+    let link_branch =
+        |tee: &gst::Element, target: &gst::Element, pad: &str| -> Result<(), MediaError> {
+            let q = make("queue")?;
+            pipeline.add(&q).expect("fresh element");
+            tee.link(&q).expect("tee links to queue");
+            let src = q.static_pad("src").expect("queue src");
+            let sink = target
+                .request_pad_simple(pad)
+                .ok_or_else(|| MediaError::MissingElement(format!("{pad} pad")))?;
+            src.link(&sink).map_err(|e| MediaError::Input {
+                path: PathBuf::new(),
+                stage: STAGE,
+                reason: format!("cannot link to {pad}: {e:?}"),
+            })?;
+            Ok(())
+        };
+    link_branch(&vout, &mux, "video_%u")?;
+    link_branch(&vout, &hls, "video")?;
+
+    let mut audio_kbps = None;
+    if let Some(atee) = atee {
+        let queue = make("queue")?;
+        let convert = make("audioconvert")?;
+        let resample = make("audioresample")?;
+        let caps = make("capsfilter")?;
+        caps.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", profile.audio.sample_rate as i32)
+                .field("channels", profile.audio.channels as i32)
+                .build(),
+        );
+        let aac = make("avenc_aac")?;
+        aac.set_property(
+            "bitrate",
+            i32::try_from(rung.audio_kbps * 1000).unwrap_or(i32::MAX),
+        );
+        let aparse = make("aacparse")?;
+        let aout = make("tee")?;
+        add_chain(
+            pipeline,
+            &[
+                atee, &queue, &convert, &resample, &caps, &aac, &aparse, &aout,
+            ],
+        )?;
+        link_branch(&aout, &mux, "audio_%u")?;
+        link_branch(&aout, &hls, "audio")?;
+        audio_kbps = Some(rung.audio_kbps);
+    }
+
+    let video_codec = h264_codec_string(&profile.video.h264_profile, rung.width, rung.height, fps);
+    Ok(Rendition {
+        name: rung.name.clone(),
+        mp4: mp4_path,
+        hls_playlist: hls_dir.join("index.m3u8"),
+        width: rung.width,
+        height: rung.height,
+        video_kbps: rung.video_kbps,
+        audio_kbps,
+        fps,
+        codecs: if audio_kbps.is_some() {
+            format!("{video_codec},mp4a.40.2")
+        } else {
+            video_codec
+        },
+    })
+}
+
+/// Writes `hls/master.m3u8` referencing every rendition's playlist.
+pub fn write_master_playlist(out_dir: &Path, renditions: &[Rendition]) -> std::io::Result<PathBuf> {
+    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for r in renditions {
+        let bandwidth =
+            (u64::from(r.video_kbps) * 3 / 2 + u64::from(r.audio_kbps.unwrap_or(0))) * 1000;
+        let average = (u64::from(r.video_kbps) + u64::from(r.audio_kbps.unwrap_or(0))) * 1000;
+        text.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{},FRAME-RATE={}.000,CODECS=\"{}\"\n{}/index.m3u8\n",
+            r.width, r.height, r.fps, r.codecs, r.name
+        ));
+    }
+    let path = out_dir.join("hls").join("master.m3u8");
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
