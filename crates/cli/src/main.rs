@@ -10,6 +10,7 @@ use stemfeed_core::Config;
 mod doctor;
 mod models_cmd;
 mod probe_cmd;
+mod process;
 mod transcribe;
 
 #[derive(Debug, Parser)]
@@ -39,6 +40,8 @@ enum Command {
     Models(models_cmd::ModelsCommand),
     /// Check that this machine can run stemfeed; prints what is missing and how to fix it.
     Doctor(doctor::DoctorArgs),
+    /// Probe, validate and transcode one video into an output directory with manifest.json.
+    Process(process::ProcessArgs),
     /// Probe a video and validate it against a profile; prints JSON.
     Probe(probe_cmd::ProbeArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
@@ -66,6 +69,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(cmd) => models_cmd::run(cmd, &config),
         Command::Doctor(args) => doctor::run(&args, &config),
         Command::Probe(args) => probe_cmd::run(&args),
+        Command::Process(args) => process::run(&args),
         Command::Transcribe(args) => transcribe::run(&args, &config),
     }
 }

@@ -36,18 +36,18 @@ pub fn probe(path: &Path, timeout: Duration) -> Result<MediaInfo, MediaError> {
     let discoverer =
         pbutils::Discoverer::new(gst::ClockTime::from_nseconds(timeout.as_nanos() as u64))
             .map_err(|e| MediaError::Init(e.to_string()))?;
-    let info = discoverer
-        .discover_uri(&uri)
-        .map_err(|e| match e.kind::<gst::CoreError>() {
-            _ if e.to_string().contains("timed out") || e.to_string().contains("Timeout") => {
-                MediaError::Timeout {
-                    path: path.to_path_buf(),
-                    stage: STAGE,
-                    seconds: timeout.as_secs(),
-                }
+    let info = discoverer.discover_uri(&uri).map_err(|e| {
+        let message = e.to_string();
+        if message.to_lowercase().contains("timed out") {
+            MediaError::Timeout {
+                path: path.to_path_buf(),
+                stage: STAGE,
+                seconds: timeout.as_secs(),
             }
-            _ => input_err(path, format!("not a playable media file: {e}")),
-        })?;
+        } else {
+            input_err(path, format!("not a playable media file: {message}"))
+        }
+    })?;
     match info.result() {
         pbutils::DiscovererResult::Ok => {}
         pbutils::DiscovererResult::Timeout => {

@@ -1,9 +1,9 @@
 //! One decode, every rendition: the transcoding pipeline.
 //!
 //! ```text
-//! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ h264parse ─ tee ─┬─ mp4mux ─ filesink
-//!                      │                                                            ┊                                                                └─ hlssink2
-//!                      └─ audio: audioconvert ─ audioresample ─ volume ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ tee ─ (mp4mux, hlssink2)
+//! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ tee ─┬─ h264parse ─ mp4mux ─ filesink
+//!                      │                                                            ┊                                                                └─ h264parse ─ hlssink2
+//!                      └─ audio: audioconvert ─ audioresample ─ volume ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ tee ─ aacparse ─ (mp4mux | hlssink2)
 //!                                                                           └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
 //! ```
 //! The source is decoded once; the orientation tag is applied by `videoflip`
@@ -57,9 +57,12 @@ fn make(factory: &str) -> Result<gst::Element, MediaError> {
 }
 
 fn add_chain(pipeline: &gst::Pipeline, chain: &[&gst::Element]) -> Result<(), MediaError> {
-    pipeline
-        .add_many(chain.iter().copied())
-        .expect("fresh elements add to the pipeline");
+    // Chains may start at an element already in the pipeline (a tee).
+    for element in chain.iter().filter(|e| e.parent().is_none()) {
+        pipeline
+            .add(*element)
+            .expect("fresh elements add to the pipeline");
+    }
     gst::Element::link_many(chain.iter().copied()).map_err(|e| MediaError::Input {
         path: PathBuf::new(),
         stage: STAGE,
@@ -324,13 +327,10 @@ fn add_rung(
             .field("profile", profile.video.h264_profile.as_str())
             .build(),
     );
-    let parse = make("h264parse")?;
     let vout = make("tee")?;
     add_chain(
         pipeline,
-        &[
-            vtee, &queue, &scale, &raw_caps, &enc, &h264_caps, &parse, &vout,
-        ],
+        &[vtee, &queue, &scale, &raw_caps, &enc, &h264_caps, &vout],
     )?;
 
     let mux = make("mp4mux")?;
@@ -354,24 +354,29 @@ fn add_rung(
     hls.set_property("max-files", 0u32);
     pipeline.add(&hls).expect("fresh element");
 
-    let link_branch =
-        |tee: &gst::Element, target: &gst::Element, pad: &str| -> Result<(), MediaError> {
-            let q = make("queue")?;
-            pipeline.add(&q).expect("fresh element");
-            tee.link(&q).expect("tee links to queue");
-            let src = q.static_pad("src").expect("queue src");
-            let sink = target
-                .request_pad_simple(pad)
-                .ok_or_else(|| MediaError::MissingElement(format!("{pad} pad")))?;
-            src.link(&sink).map_err(|e| MediaError::Input {
-                path: PathBuf::new(),
-                stage: STAGE,
-                reason: format!("cannot link to {pad}: {e:?}"),
-            })?;
-            Ok(())
-        };
-    link_branch(&vout, &mux, "video_%u")?;
-    link_branch(&vout, &hls, "video")?;
+    // Each muxer gets its own parser after the tee: MP4 wants AVC / raw AAC,
+    // MPEG-TS wants byte-stream / ADTS, and one caps choice cannot serve both.
+    let link_branch = |tee: &gst::Element,
+                       parser: &str,
+                       target: &gst::Element,
+                       pad: &str|
+     -> Result<(), MediaError> {
+        let q = make("queue")?;
+        let parse = make(parser)?;
+        add_chain(pipeline, &[tee, &q, &parse])?;
+        let src = parse.static_pad("src").expect("parsers have a src pad");
+        let sink = target
+            .request_pad_simple(pad)
+            .ok_or_else(|| MediaError::MissingElement(format!("{pad} pad")))?;
+        src.link(&sink).map_err(|e| MediaError::Input {
+            path: PathBuf::new(),
+            stage: STAGE,
+            reason: format!("cannot link to {pad}: {e:?}"),
+        })?;
+        Ok(())
+    };
+    link_branch(&vout, "h264parse", &mux, "video_%u")?;
+    link_branch(&vout, "h264parse", &hls, "video")?;
 
     let mut audio_kbps = None;
     if let Some(atee) = atee {
@@ -391,16 +396,13 @@ fn add_rung(
             "bitrate",
             i32::try_from(rung.audio_kbps * 1000).unwrap_or(i32::MAX),
         );
-        let aparse = make("aacparse")?;
         let aout = make("tee")?;
         add_chain(
             pipeline,
-            &[
-                atee, &queue, &convert, &resample, &caps, &aac, &aparse, &aout,
-            ],
+            &[atee, &queue, &convert, &resample, &caps, &aac, &aout],
         )?;
-        link_branch(&aout, &mux, "audio_%u")?;
-        link_branch(&aout, &hls, "audio")?;
+        link_branch(&aout, "aacparse", &mux, "audio_%u")?;
+        link_branch(&aout, "aacparse", &hls, "audio")?;
         audio_kbps = Some(rung.audio_kbps);
     }
 

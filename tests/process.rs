@@ -1,0 +1,216 @@
+//! `stemfeed process`: every rendition verified with ffprobe, HLS playlists
+//! resolved against the files on disk, the manifest as the index.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{ffmpeg_make, ffmpeg_rotate, file_digest, run, stemfeed, text};
+use serde_json::Value;
+
+fn ffprobe(path: &Path) -> Value {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// True when the `moov` box comes before `mdat` (playback starts before the
+/// whole file has downloaded).
+fn faststart(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    let (mut pos, mut order) = (0usize, Vec::new());
+    while pos + 8 <= bytes.len() {
+        let size = u32::from_be_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        order.push(String::from_utf8_lossy(&bytes[pos + 4..pos + 8]).into_owned());
+        if size < 8 {
+            break;
+        }
+        pos += size;
+    }
+    let at = |b: &str| order.iter().position(|x| x == b);
+    matches!((at("moov"), at("mdat")), (Some(m), Some(d)) if m < d)
+}
+
+fn process(input: &Path, out: &Path) -> Value {
+    let before = file_digest(input);
+    let result = run(stemfeed().arg("process").arg(input).arg("--out").arg(out));
+    assert!(
+        result.status.success(),
+        "process failed: {}",
+        text(&result.stderr)
+    );
+    assert_eq!(file_digest(input), before, "the upload is never modified");
+    serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn check_renditions(out: &Path, manifest: &Value, source_s: f64, portrait: bool, audio: bool) {
+    let renditions = manifest["renditions"].as_array().unwrap();
+    assert!(!renditions.is_empty());
+    for r in renditions {
+        let path = out.join(r["path"].as_str().unwrap());
+        let probe = ffprobe(&path);
+        let streams = probe["streams"].as_array().unwrap();
+        let v = streams
+            .iter()
+            .find(|s| s["codec_type"] == "video")
+            .expect("video stream");
+        assert_eq!(v["codec_name"], "h264");
+        assert_eq!(v["profile"], "Main");
+        assert_eq!(v["pix_fmt"], "yuv420p");
+        let (w, h) = (v["width"].as_u64().unwrap(), v["height"].as_u64().unwrap());
+        assert_eq!(
+            (w, h),
+            (r["width"].as_u64().unwrap(), r["height"].as_u64().unwrap())
+        );
+        assert!(w % 2 == 0 && h % 2 == 0);
+        assert_eq!(h > w, portrait, "{}: {w}x{h} orientation", path.display());
+        let a = streams.iter().find(|s| s["codec_type"] == "audio");
+        assert_eq!(a.is_some(), audio);
+        if let Some(a) = a {
+            assert_eq!(a["codec_name"], "aac");
+            assert_eq!(a["profile"], "LC");
+        }
+        assert!(faststart(&path), "{} is not faststart", path.display());
+        let duration: f64 = probe["format"]["duration"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            (duration - source_s).abs() <= 0.1,
+            "{}: {duration} s vs source {source_s} s",
+            path.display()
+        );
+
+        // The rung's HLS playlist parses and every segment it names exists and plays.
+        let playlist_path = out.join(r["hls_playlist"].as_str().unwrap());
+        let playlist = std::fs::read_to_string(&playlist_path).unwrap();
+        assert!(
+            playlist.starts_with("#EXTM3U") && playlist.contains("#EXT-X-ENDLIST"),
+            "{playlist}"
+        );
+        let segments: Vec<&str> = playlist
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect();
+        assert!(!segments.is_empty());
+        for s in segments {
+            let seg = playlist_path.parent().unwrap().join(s);
+            assert!(seg.is_file(), "{} missing", seg.display());
+        }
+    }
+    let master =
+        std::fs::read_to_string(out.join(manifest["hls"]["master"].as_str().unwrap())).unwrap();
+    for r in renditions {
+        assert!(
+            master.contains(&format!("RESOLUTION={}x{}", r["width"], r["height"])),
+            "{master}"
+        );
+    }
+    assert!(
+        master.contains("BANDWIDTH=") && master.contains("CODECS=\"avc1."),
+        "{master}"
+    );
+}
+
+#[test]
+fn portrait_upload_becomes_a_four_rung_ladder_with_hls() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_make(
+        dir.path(),
+        "demo.mp4",
+        &[
+            "testsrc2=size=1080x1920:rate=30:duration=3",
+            "sine=frequency=440:sample_rate=44100:duration=3",
+        ],
+        &["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"],
+    );
+    let out = dir.path().join("out");
+    let manifest = process(&input, &out);
+    let names: Vec<_> = manifest["renditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].clone())
+        .collect();
+    assert_eq!(names, ["1080p", "720p", "480p", "360p"]);
+    check_renditions(&out, &manifest, 3.0, true, true);
+    let asr_s = manifest["asr_audio"]["seconds"].as_f64().unwrap();
+    assert!(
+        (asr_s - 3.0).abs() < 0.1,
+        "16 kHz audio for ASR from the same decode: {asr_s}"
+    );
+    assert!(manifest["stages"]["transcode_s"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn rotated_phone_video_comes_out_upright() {
+    let dir = tempfile::tempdir().unwrap();
+    let coded = ffmpeg_make(
+        dir.path(),
+        "coded.mp4",
+        &[
+            "testsrc2=size=1280x720:rate=30:duration=2",
+            "sine=frequency=300:sample_rate=48000:duration=2",
+        ],
+        &["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"],
+    );
+    let rotated = ffmpeg_rotate(dir.path(), &coded, "phone.mp4", 90);
+    let out = dir.path().join("out");
+    let manifest = process(&rotated, &out);
+    check_renditions(&out, &manifest, 2.0, true, true);
+    assert_eq!(manifest["renditions"][0]["name"], "720p", "never upscaled");
+}
+
+#[test]
+fn landscape_without_audio_stays_landscape_and_notes_no_captions() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_make(
+        dir.path(),
+        "robot.mkv",
+        &["testsrc2=size=854x480:rate=25:duration=2"],
+        &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
+    );
+    let out = dir.path().join("out");
+    let manifest = process(&input, &out);
+    check_renditions(&out, &manifest, 2.0, false, false);
+    let notes = manifest["validation"]["notes"].to_string();
+    assert!(notes.contains("no captions"), "{notes}");
+}
+
+#[test]
+fn refused_input_writes_no_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = ffmpeg_make(
+        dir.path(),
+        "talk.m4a",
+        &["sine=frequency=440:duration=2"],
+        &["-c:a", "aac"],
+    );
+    let out = dir.path().join("out");
+    let result = run(stemfeed().arg("process").arg(&input).arg("--out").arg(&out));
+    assert!(!result.status.success());
+    let stderr = text(&result.stderr);
+    assert!(
+        stderr.contains("talk.m4a") && stderr.contains("validate") && stderr.contains("no video"),
+        "{stderr}"
+    );
+    assert!(!out.join("manifest.json").exists());
+}
