@@ -48,6 +48,26 @@ fn faststart(path: &Path) -> bool {
     matches!((at("moov"), at("mdat")), (Some(m), Some(d)) if m < d)
 }
 
+/// Integrated loudness (LUFS) and true peak (dBTP) as ffmpeg's EBU R128 meter reads them.
+fn ebur128(path: &Path) -> (f64, f64) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostats", "-i"])
+        .arg(path)
+        .args(["-af", "ebur128=peak=true", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    let log = text(&out.stderr);
+    let summary = &log[log.rfind("Summary:").expect("ebur128 summary")..];
+    let value = |key: &str| -> f64 {
+        let line = summary
+            .lines()
+            .find(|l| l.trim_start().starts_with(key))
+            .unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    (value("I:"), value("Peak:"))
+}
+
 fn process(input: &Path, out: &Path) -> Value {
     let before = file_digest(input);
     let result = run(stemfeed().arg("process").arg(input).arg("--out").arg(out));
@@ -138,7 +158,7 @@ fn portrait_upload_becomes_a_four_rung_ladder_with_hls() {
         "demo.mp4",
         &[
             "testsrc2=size=1080x1920:rate=30:duration=3",
-            "sine=frequency=440:sample_rate=44100:duration=3",
+            "sine=frequency=440:sample_rate=44100:duration=3,volume=-15dB",
         ],
         &["-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac"],
     );
@@ -152,6 +172,21 @@ fn portrait_upload_becomes_a_four_rung_ladder_with_hls() {
         .collect();
     assert_eq!(names, ["1080p", "720p", "480p", "360p"]);
     check_renditions(&out, &manifest, 3.0, true, true);
+    // A quiet recording is normalised to the profile's -14 LUFS in every rendition.
+    let loudness = &manifest["loudness"];
+    assert!(
+        loudness["measured_lufs"].as_f64().unwrap() < -25.0,
+        "{loudness}"
+    );
+    assert!(
+        loudness["applied_gain_db"].as_f64().unwrap() > 10.0,
+        "{loudness}"
+    );
+    for r in manifest["renditions"].as_array().unwrap() {
+        let (lufs, peak) = ebur128(&out.join(r["path"].as_str().unwrap()));
+        assert!((lufs + 14.0).abs() <= 1.0, "{}: {lufs} LUFS", r["name"]);
+        assert!(peak <= -0.5, "{}: true peak {peak} dBTP", r["name"]);
+    }
     let asr_s = manifest["asr_audio"]["seconds"].as_f64().unwrap();
     assert!(
         (asr_s - 3.0).abs() < 0.1,

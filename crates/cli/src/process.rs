@@ -58,13 +58,29 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_file(&manifest_path);
 
     let t = Instant::now();
+    let loudness = if accepted.has_audio {
+        let a = &profile.audio;
+        Some(stemfeed_media::loudness::measure(
+            &args.input,
+            a.sample_rate,
+            a.channels,
+            a.loudness_target_lufs,
+            a.true_peak_max_dbtp,
+            transcode_timeout(info.duration_s),
+        )?)
+    } else {
+        None
+    };
+    let loudness_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
     let mut last = -1i64;
     let output = stemfeed_media::transcode::transcode(
         &args.input,
         &info,
         &profile,
         &args.out,
-        0.0,
+        loudness.as_ref().map_or(0.0, |l| l.applied_gain_db),
         transcode_timeout(info.duration_s),
         &mut |fraction| {
             let pct = (fraction * 100.0) as i64;
@@ -106,10 +122,11 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         },
         "profile": profile.name,
         "validation": accepted,
+        "loudness": loudness,
         "renditions": renditions,
         "hls": { "master": relative(&args.out, &master) },
         "asr_audio": { "samples_16k": output.asr_pcm.len(), "seconds": output.asr_pcm.len() as f64 / 16_000.0 },
-        "stages": { "probe_s": probe_s, "transcode_s": transcode_s, "total_s": started.elapsed().as_secs_f64() },
+        "stages": { "probe_s": probe_s, "loudness_s": loudness_s, "transcode_s": transcode_s, "total_s": started.elapsed().as_secs_f64() },
     });
     let tmp = args.out.join(".manifest.json.partial");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?).context("writing manifest")?;

@@ -1,7 +1,10 @@
-//! Decoding any audio or video file's first audio stream to 16 kHz mono f32,
-//! the format Whisper consumes.
+//! Decoding any audio or video file's first audio stream to interleaved f32
+//! at a chosen rate and channel count: 16 kHz mono for Whisper, the output
+//! format for loudness measurement. Video streams are demuxed but never
+//! decoded, so an audio pass over a video costs little.
 
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,9 +26,21 @@ fn make(factory: &str, name: &str) -> Result<gst::Element, MediaError> {
         .map_err(|_| MediaError::MissingElement(factory.to_owned()))
 }
 
-/// Decodes `path` to 16 kHz mono f32 samples. Fails naming the file when it
-/// has no audio stream or cannot be decoded; never takes longer than `timeout`.
+/// Decodes `path` to 16 kHz mono f32 samples (Whisper's input).
 pub fn decode_to_asr_pcm(path: &Path, timeout: Duration) -> Result<Vec<f32>, MediaError> {
+    decode(path, ASR_RATE, 1, timeout)
+}
+
+/// Decodes the first audio stream of `path` to interleaved f32 at `rate` Hz
+/// with `channels` channels (down- or up-mixed by audioconvert). Fails naming
+/// the file when it has no audio stream or cannot be decoded; never takes
+/// longer than `timeout`.
+pub fn decode(
+    path: &Path,
+    rate: i32,
+    channels: i32,
+    timeout: Duration,
+) -> Result<Vec<f32>, MediaError> {
     crate::init()?;
     if !path.is_file() {
         return Err(MediaError::Input {
@@ -42,8 +57,8 @@ pub fn decode_to_asr_pcm(path: &Path, timeout: Duration) -> Result<Vec<f32>, Med
     let resample = make("audioresample", "resample")?;
     let caps = gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
-        .field("rate", ASR_RATE)
-        .field("channels", 1)
+        .field("rate", rate)
+        .field("channels", channels)
         .field("layout", "interleaved")
         .build();
     let sink = gst_app::AppSink::builder()
@@ -57,6 +72,17 @@ pub fn decode_to_asr_pcm(path: &Path, timeout: Duration) -> Result<Vec<f32>, Med
     src.link(&decode).expect("filesrc links to decodebin");
     gst::Element::link_many([&convert, &resample, sink.upcast_ref()])
         .expect("static audio chain links");
+
+    // Stop at compressed video: it is exposed still encoded and discarded
+    // instead of being decoded for nothing.
+    decode.set_property(
+        "caps",
+        gst::Caps::from_str(
+            "audio/x-raw; video/x-h264; video/x-h265; video/x-vp8; video/x-vp9; video/x-av1; \
+             video/mpeg; video/x-divx; video/x-xvid; video/x-wmv; video/x-theora; image/jpeg",
+        )
+        .expect("static caps parse"),
+    );
 
     // Link the first audio pad decodebin exposes. Every other pad (video,
     // subtitles, a second audio track) goes to a fakesink so that an unlinked

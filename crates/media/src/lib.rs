@@ -11,6 +11,7 @@ mod bus;
 pub mod elements;
 mod error;
 pub mod ladder;
+pub mod loudness;
 pub mod probe;
 pub mod transcode;
 
