@@ -68,6 +68,45 @@ fn ebur128(path: &Path) -> (f64, f64) {
     (value("I:"), value("Peak:"))
 }
 
+/// Mean luma (0-255) of an image, as ffmpeg decodes it.
+fn mean_luma(path: &Path) -> u8 {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(path)
+        .args([
+            "-vf",
+            "scale=1:1",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    out.stdout[0]
+}
+
+/// The poster is a 9:16 JPEG of a real frame; thumbnails exist.
+fn check_stills(out: &Path, manifest: &Value) {
+    let poster = &manifest["poster"];
+    let path = out.join(poster["path"].as_str().unwrap());
+    let probe = ffprobe(&path);
+    let s = &probe["streams"][0];
+    assert_eq!(s["codec_name"], "mjpeg");
+    let (w, h) = (s["width"].as_f64().unwrap(), s["height"].as_f64().unwrap());
+    assert!(
+        (w / h - 9.0 / 16.0).abs() < 0.01,
+        "poster {w}x{h} is not 9:16"
+    );
+    assert!(mean_luma(&path) > 40, "poster must not be a black frame");
+    let thumbs = manifest["thumbnails"].as_array().unwrap();
+    assert_eq!(thumbs.len(), 4);
+    for t in thumbs {
+        assert!(out.join(t["path"].as_str().unwrap()).is_file());
+    }
+}
+
 fn process(input: &Path, out: &Path) -> Value {
     let before = file_digest(input);
     let result = run(stemfeed().arg("process").arg(input).arg("--out").arg(out));
@@ -172,6 +211,14 @@ fn portrait_upload_becomes_a_four_rung_ladder_with_hls() {
         .collect();
     assert_eq!(names, ["1080p", "720p", "480p", "360p"]);
     check_renditions(&out, &manifest, 3.0, true, true);
+    check_stills(&out, &manifest);
+    assert_eq!(
+        (
+            manifest["poster"]["width"].as_u64(),
+            manifest["poster"]["height"].as_u64()
+        ),
+        (Some(720), Some(1280))
+    );
     // A quiet recording is normalised to the profile's -14 LUFS in every rendition.
     let loudness = &manifest["loudness"];
     assert!(
@@ -220,12 +267,15 @@ fn landscape_without_audio_stays_landscape_and_notes_no_captions() {
     let input = ffmpeg_make(
         dir.path(),
         "robot.mkv",
-        &["testsrc2=size=854x480:rate=25:duration=2"],
+        &["testsrc2=size=854x480:rate=25:duration=4,fade=in:st=0:d=1.5"],
         &["-c:v", "libx264", "-pix_fmt", "yuv420p"],
     );
     let out = dir.path().join("out");
     let manifest = process(&input, &out);
-    check_renditions(&out, &manifest, 2.0, false, false);
+    check_renditions(&out, &manifest, 4.0, false, false);
+    // The video opens on black: the poster is taken from later, cropped to 9:16.
+    check_stills(&out, &manifest);
+    assert!(manifest["poster"]["time_s"].as_f64().unwrap() >= 1.5);
     let notes = manifest["validation"]["notes"].to_string();
     assert!(notes.contains("no captions"), "{notes}");
 }

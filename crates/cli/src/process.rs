@@ -125,6 +125,12 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         "loudness": loudness,
         "renditions": renditions,
         "hls": { "master": relative(&args.out, &master) },
+        "poster": output.poster.as_ref().map(|p| json!({
+            "path": relative(&args.out, &p.path), "width": p.width, "height": p.height, "time_s": p.time_s,
+        })),
+        "thumbnails": output.thumbnails.iter().map(|t| json!({
+            "path": relative(&args.out, &t.path), "width": t.width, "height": t.height, "time_s": t.time_s,
+        })).collect::<Vec<_>>(),
         "asr_audio": { "samples_16k": output.asr_pcm.len(), "seconds": output.asr_pcm.len() as f64 / 16_000.0 },
         "stages": { "probe_s": probe_s, "loudness_s": loudness_s, "transcode_s": transcode_s, "total_s": started.elapsed().as_secs_f64() },
     });

@@ -19,18 +19,21 @@ fn even(v: f64) -> u32 {
     ((v / 2.0).round() as u32 * 2).max(2)
 }
 
+/// `width`×`height` scaled so the short side is `short_side`, both even.
+pub fn scaled(width: u32, height: u32, short_side: u32) -> (u32, u32) {
+    let scale = f64::from(short_side) / f64::from(width.min(height));
+    (
+        even(f64::from(width) * scale),
+        even(f64::from(height) * scale),
+    )
+}
+
 /// The rungs for an upright `width`×`height` source: never upscaled, aspect
 /// kept, dimensions even, orientation kept. A source smaller than every
 /// rung gets the smallest rung's settings at its own (even) size.
 pub fn plan(profile: &Profile, width: u32, height: u32) -> Vec<PlannedRung> {
     let short = width.min(height);
-    let size = |target: u32| {
-        let scale = f64::from(target) / f64::from(short);
-        (
-            even(f64::from(width) * scale),
-            even(f64::from(height) * scale),
-        )
-    };
+    let size = |target: u32| scaled(width, height, target);
     let make = |r: &Rung, target: u32| {
         let (w, h) = size(target);
         PlannedRung {

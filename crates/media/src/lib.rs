@@ -13,6 +13,7 @@ mod error;
 pub mod ladder;
 pub mod loudness;
 pub mod probe;
+pub mod stills;
 pub mod transcode;
 
 pub use error::MediaError;

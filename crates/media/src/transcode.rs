@@ -46,6 +46,8 @@ pub struct Rendition {
 #[derive(Debug)]
 pub struct TranscodeOutput {
     pub renditions: Vec<Rendition>,
+    pub poster: Option<crate::stills::Still>,
+    pub thumbnails: Vec<crate::stills::Still>,
     /// 16 kHz mono f32 for ASR, from the same decode; empty without audio.
     pub asr_pcm: Vec<f32>,
 }
@@ -173,6 +175,61 @@ pub fn transcode(
         )?);
     }
 
+    // Stills branch: 1 frame per second, RGBx (no row padding), to the picker.
+    // videorate sits before the queue so that, while the encoders fill their
+    // lookahead during preroll, the queue holds one frame a second instead of
+    // filling up and stalling the tee.
+    let picker = Arc::new(Mutex::new(crate::stills::FramePicker::new(info.duration_s)));
+    {
+        let short = dw.min(dh);
+        let target = crate::stills::SAMPLE_SHORT_SIDE.min(short);
+        let (sw, sh) = crate::ladder::scaled(dw, dh, target);
+        let queue = make("queue")?;
+        let rate = make("videorate")?;
+        let scale = make("videoscale")?;
+        let convert = make("videoconvert")?;
+        let caps = gst::Caps::builder("video/x-raw")
+            .field("format", "RGBx")
+            .field("width", sw as i32)
+            .field("height", sh as i32)
+            .field(
+                "framerate",
+                gst::Fraction::new(crate::stills::SAMPLE_FPS, 1),
+            )
+            .build();
+        let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
+        let picker = Arc::clone(&picker);
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                    let time_s = buffer.pts().map_or(0.0, |t| t.nseconds() as f64 / 1e9);
+                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                    let rgb = map
+                        .chunks_exact(4)
+                        .flat_map(|px| [px[0], px[1], px[2]])
+                        .collect();
+                    let frame = crate::stills::Frame {
+                        time_s,
+                        width: sw,
+                        height: sh,
+                        rgb,
+                    };
+                    picker
+                        .lock()
+                        .map_err(|_| gst::FlowError::Error)?
+                        .offer(frame);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        add_chain(
+            &pipeline,
+            &[&vtee, &rate, &queue, &scale, &convert, sink.upcast_ref()],
+        )?;
+    }
+
     // ASR branch.
     let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
     if let Some((_, tee)) = &atee {
@@ -265,8 +322,18 @@ pub fn transcode(
     }
     progress(1.0);
     let asr_pcm = std::mem::take(&mut *samples.lock().expect("appsink finished"));
+    let (poster, thumbnails) =
+        crate::stills::write(&picker.lock().expect("appsink finished"), out_dir).map_err(|e| {
+            MediaError::Input {
+                path: out_dir.to_path_buf(),
+                stage: "poster",
+                reason: e.to_string(),
+            }
+        })?;
     Ok(TranscodeOutput {
         renditions,
+        poster,
+        thumbnails,
         asr_pcm,
     })
 }
