@@ -137,8 +137,8 @@ fn downscale(f: &Frame, k: u32) -> Frame {
             for dy in 0..k {
                 for dx in 0..k {
                     let i = (((y * k + dy) * f.width + x * k + dx) * 3) as usize;
-                    for c in 0..3 {
-                        acc[c] += u32::from(f.rgb[i + c]);
+                    for (sum, v) in acc.iter_mut().zip(&f.rgb[i..i + 3]) {
+                        *sum += u32::from(*v);
                     }
                 }
             }
@@ -210,7 +210,7 @@ mod tests {
     fn stripes(time_s: f64, w: u32, h: u32) -> Frame {
         let rgb = (0..w * h)
             .flat_map(|i| {
-                if (i % w) / 8 % 2 == 0 {
+                if ((i % w) / 8).is_multiple_of(2) {
                     [230u8; 3]
                 } else {
                     [30u8; 3]
