@@ -299,3 +299,137 @@ fn refused_input_writes_no_manifest() {
     );
     assert!(!out.join("manifest.json").exists());
 }
+
+#[test]
+fn every_common_phone_format_transcodes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let portrait = "testsrc2=size=720x1280:rate=30:duration=2";
+    let tone = "sine=frequency=500:sample_rate=48000:duration=2";
+    let h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"];
+    // (file, lavfi inputs, ffmpeg output options, duration, portrait, has audio)
+    let cases: Vec<(&str, Vec<&str>, Vec<&str>, f64, bool, bool)> = vec![
+        (
+            "clip.mov",
+            vec![portrait, tone],
+            [&h264[..], &["-c:a", "aac"]].concat(),
+            2.0,
+            true,
+            true,
+        ),
+        (
+            "vp9.webm",
+            vec![portrait, tone],
+            vec![
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+                "-c:a",
+                "libopus",
+            ],
+            2.0,
+            true,
+            true,
+        ),
+        (
+            "hevc.mkv",
+            vec![portrait, tone],
+            vec![
+                "-c:v",
+                "libx265",
+                "-preset",
+                "ultrafast",
+                "-x265-params",
+                "log-level=error",
+                "-c:a",
+                "aac",
+            ],
+            2.0,
+            true,
+            true,
+        ),
+        (
+            "surround.mp4",
+            vec![portrait, "sine=frequency=300:sample_rate=44100:duration=2"],
+            [&h264[..], &["-c:a", "aac", "-ac", "6"]].concat(),
+            2.0,
+            true,
+            true,
+        ),
+        (
+            "odd.mkv",
+            vec!["testsrc2=size=1080x1920:rate=30:duration=2", tone],
+            vec![
+                "-vf",
+                "scale=1079:1919",
+                "-c:v",
+                "ffv1",
+                "-pix_fmt",
+                "yuv444p",
+                "-c:a",
+                "flac",
+            ],
+            2.0,
+            true,
+            true,
+        ),
+        (
+            "landscape.mp4",
+            vec!["testsrc2=size=1920x1080:rate=30:duration=2", tone],
+            [&h264[..], &["-c:a", "aac"]].concat(),
+            2.0,
+            false,
+            true,
+        ),
+        (
+            "vfr.mkv",
+            vec![
+                "testsrc2=size=720x1280:rate=30:duration=1[a];testsrc2=size=720x1280:rate=12:duration=1[b];[a][b]concat=n=2:v=1:a=0",
+            ],
+            [&h264[..], &["-fps_mode", "vfr"]].concat(),
+            2.0,
+            true,
+            false,
+        ),
+        (
+            "silent.mp4",
+            vec![portrait, "anullsrc=r=48000:cl=stereo:d=2"],
+            [&h264[..], &["-c:a", "aac", "-t", "2"]].concat(),
+            2.0,
+            true,
+            true,
+        ),
+        (
+            "one-second.mp4",
+            vec![
+                "testsrc2=size=720x1280:rate=30:duration=1",
+                "sine=duration=1",
+            ],
+            [&h264[..], &["-c:a", "aac"]].concat(),
+            1.0,
+            true,
+            true,
+        ),
+    ];
+    for (name, inputs, args, duration, portrait, audio) in cases {
+        let input = ffmpeg_make(d, name, &inputs, &args);
+        let out = d.join(format!("{name}.out"));
+        let manifest = process(&input, &out);
+        check_renditions(&out, &manifest, duration, portrait, audio);
+        if name == "odd.mkv" {
+            assert_eq!(
+                manifest["renditions"][0]["name"], "720p",
+                "1079 wide is never upscaled to 1080"
+            );
+        }
+        if name == "silent.mp4" {
+            assert_eq!(
+                manifest["loudness"]["applied_gain_db"], 0.0,
+                "silence is not amplified"
+            );
+        }
+    }
+}
