@@ -300,6 +300,9 @@ fn refused_input_writes_no_manifest() {
     assert!(!out.join("manifest.json").exists());
 }
 
+/// (file, lavfi inputs, ffmpeg output options, duration, portrait, has audio)
+type Case<'a> = (&'a str, Vec<&'a str>, Vec<&'a str>, f64, bool, bool);
+
 #[test]
 fn every_common_phone_format_transcodes() {
     let dir = tempfile::tempdir().unwrap();
@@ -307,8 +310,7 @@ fn every_common_phone_format_transcodes() {
     let portrait = "testsrc2=size=720x1280:rate=30:duration=2";
     let tone = "sine=frequency=500:sample_rate=48000:duration=2";
     let h264 = ["-c:v", "libx264", "-pix_fmt", "yuv420p"];
-    // (file, lavfi inputs, ffmpeg output options, duration, portrait, has audio)
-    let cases: Vec<(&str, Vec<&str>, Vec<&str>, f64, bool, bool)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "clip.mov",
             vec![portrait, tone],
