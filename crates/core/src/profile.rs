@@ -24,6 +24,7 @@ pub struct Profile {
     pub limits: Limits,
     pub video: VideoSettings,
     pub audio: AudioSettings,
+    pub captions: CaptionSettings,
     /// Renditions, largest first. A rung taller than the source is skipped
     /// (never upscale); the smallest rung is always produced.
     pub rungs: Vec<Rung>,
@@ -52,6 +53,8 @@ pub struct VideoSettings {
     pub h264_profile: String,
     /// Output frame rate cap; sources above it are reduced.
     pub max_fps: u32,
+    /// GStreamer videoscale method: bilinear2, 4-tap, lanczos, catrom, mitchell…
+    pub scaler: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,6 +66,27 @@ pub struct AudioSettings {
     pub loudness_target_lufs: f64,
     /// Ceiling for the true peak after normalisation, dBTP.
     pub true_peak_max_dbtp: f64,
+}
+
+/// What the caption stage produces and the rules its cues follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionSettings {
+    /// Languages detection chooses among (ISO 639-1); a submitter's hint overrides.
+    pub languages: Vec<String>,
+    /// Also produce an English translation track for non-English speech.
+    pub translate: bool,
+    /// Whisper beam size; 1 is greedy decoding.
+    pub beam_size: usize,
+    /// Terms for Whisper's vocabulary prompt (until the tagging taxonomy supplies them).
+    pub vocabulary: Vec<String>,
+    pub max_line_graphemes: usize,
+    pub max_lines: usize,
+    pub min_cue_seconds: f64,
+    pub max_cue_seconds: f64,
+    /// Minimum gap between cues, in frames of the output video.
+    pub min_gap_frames: u32,
+    pub max_chars_per_second: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +154,24 @@ impl Profile {
         if !["baseline", "main", "high"].contains(&self.video.h264_profile.as_str()) {
             return Err("video.h264_profile must be baseline, main or high".into());
         }
+        if ![
+            "bilinear",
+            "bilinear2",
+            "4-tap",
+            "lanczos",
+            "sinc",
+            "hermite",
+            "spline",
+            "catrom",
+            "mitchell",
+        ]
+        .contains(&self.video.scaler.as_str())
+        {
+            return Err(format!(
+                "video.scaler {:?} is not a videoscale method",
+                self.video.scaler
+            ));
+        }
         if !(1..=120).contains(&self.video.max_fps) {
             return Err("video.max_fps must be 1..=120".into());
         }
@@ -142,6 +184,28 @@ impl Profile {
         }
         if self.audio.true_peak_max_dbtp > 0.0 || self.audio.loudness_target_lufs >= 0.0 {
             return Err("audio: loudness target and true-peak ceiling must be negative".into());
+        }
+        let c = &self.captions;
+        if c.languages.is_empty()
+            || c.languages
+                .iter()
+                .any(|l| l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return Err("captions.languages must be a non-empty list of ISO 639-1 codes".into());
+        }
+        if !(1..=10).contains(&c.beam_size) || c.max_lines == 0 || c.max_line_graphemes < 10 {
+            return Err(
+                "captions: beam_size 1..=10, max_lines >= 1, max_line_graphemes >= 10".into(),
+            );
+        }
+        if !(c.min_cue_seconds > 0.0
+            && c.max_cue_seconds > c.min_cue_seconds
+            && c.max_chars_per_second > 0.0)
+        {
+            return Err(
+                "captions: need 0 < min_cue_seconds < max_cue_seconds and max_chars_per_second > 0"
+                    .into(),
+            );
         }
         if self.rungs.is_empty() {
             return Err("at least one rung is required".into());

@@ -364,7 +364,11 @@ fn add_rung(
     let scale = make("videoscale")?;
     // The default method aliases on large downscales; bilinear2 filters properly
     // at similar speed.
-    scale.set_property_from_str("method", "bilinear2");
+    scale.set_property_from_str("method", &profile.video.scaler);
+    // Even dimensions can differ from the exact aspect by a fraction of a
+    // pixel (1080x1920 → 480x854); stretch by that fraction rather than
+    // letting videoscale pad black borders that shift the whole picture.
+    scale.set_property("add-borders", false);
     let raw_caps = make("capsfilter")?;
     raw_caps.set_property(
         "caps",
@@ -491,15 +495,70 @@ fn add_rung(
     })
 }
 
-/// Writes `hls/master.m3u8` referencing every rendition's playlist.
-pub fn write_master_playlist(out_dir: &Path, renditions: &[Rendition]) -> std::io::Result<PathBuf> {
+/// A caption track offered to HLS players.
+#[derive(Debug, Clone)]
+pub struct SubtitleTrack {
+    pub language: String,
+    /// Shown in the player's menu.
+    pub name: String,
+    /// Media playlist, relative to `hls/`.
+    pub playlist: String,
+}
+
+/// Writes `hls/subs/<id>.m3u8`: one WebVTT segment spanning the video.
+pub fn write_subtitle_playlist(
+    out_dir: &Path,
+    id: &str,
+    vtt: &Path,
+    duration_s: f64,
+) -> std::io::Result<String> {
+    let dir = out_dir.join("hls").join("subs");
+    std::fs::create_dir_all(&dir)?;
+    let vtt_rel = vtt
+        .strip_prefix(out_dir)
+        .unwrap_or(vtt)
+        .to_string_lossy()
+        .replace('\\', "/");
+    let text = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration_s:.3},\n../../{vtt_rel}\n#EXT-X-ENDLIST\n",
+        duration_s.ceil().max(1.0) as u64
+    );
+    std::fs::write(dir.join(format!("{id}.m3u8")), text)?;
+    Ok(format!("subs/{id}.m3u8"))
+}
+
+fn quoted(s: &str) -> String {
+    s.replace('"', "'")
+}
+
+/// Writes `hls/master.m3u8` referencing every rendition's playlist and, when
+/// there are caption tracks, a SUBTITLES group every variant points at.
+pub fn write_master_playlist(
+    out_dir: &Path,
+    renditions: &[Rendition],
+    subtitles: &[SubtitleTrack],
+) -> std::io::Result<PathBuf> {
     let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    for (i, s) in subtitles.iter().enumerate() {
+        text.push_str(&format!(
+            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT={},AUTOSELECT=YES,URI=\"{}\"\n",
+            quoted(&s.name),
+            quoted(&s.language),
+            if i == 0 { "YES" } else { "NO" },
+            quoted(&s.playlist)
+        ));
+    }
+    let group = if subtitles.is_empty() {
+        ""
+    } else {
+        ",SUBTITLES=\"subs\""
+    };
     for r in renditions {
         let bandwidth =
             (u64::from(r.video_kbps) * 3 / 2 + u64::from(r.audio_kbps.unwrap_or(0))) * 1000;
         let average = (u64::from(r.video_kbps) + u64::from(r.audio_kbps.unwrap_or(0))) * 1000;
         text.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{},FRAME-RATE={}.000,CODECS=\"{}\"\n{}/index.m3u8\n",
+            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{},FRAME-RATE={}.000,CODECS=\"{}\"{group}\n{}/index.m3u8\n",
             r.width, r.height, r.fps, r.codecs, r.name
         ));
     }
