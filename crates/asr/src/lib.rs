@@ -5,8 +5,11 @@
 //! reading audio files, caption formats and policy (which language, which
 //! guards) live elsewhere.
 
+pub mod caption;
 mod error;
 mod model;
+pub mod vad;
+pub mod words;
 
 pub use error::AsrError;
 pub use model::{LanguageGuess, Model, ModelInfo, Segment, Task, TranscribeOptions, Transcript};

@@ -73,6 +73,9 @@ pub struct Segment {
     pub end: f64,
     pub text: String,
     pub no_speech_probability: f32,
+    /// Text tokens with their own timing and probability (special tokens removed).
+    #[serde(skip)]
+    pub tokens: Vec<crate::words::Token>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -229,6 +232,12 @@ impl Model {
         params.set_print_realtime(false);
         params.set_print_special(false);
         params.set_print_timestamps(false);
+        // Per-token timing for word-level cues; no conditioning on earlier
+        // text, so one hallucination cannot seed the next window's.
+        params.set_token_timestamps(true);
+        params.set_no_context(true);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
         if let Some(prompt) = &opts.initial_prompt {
             params.set_initial_prompt(prompt);
         }
@@ -242,17 +251,34 @@ impl Model {
             "en"
         }
         .to_owned();
+        let eot = self.ctx.token_eot();
         let segments = state
             .as_iter()
-            .map(|seg| Segment {
-                // whisper.cpp timestamps are in centiseconds.
-                start: seg.start_timestamp() as f64 / 100.0,
-                end: seg.end_timestamp() as f64 / 100.0,
-                text: seg
-                    .to_str_lossy()
-                    .map(|s| s.into_owned())
-                    .unwrap_or_default(),
-                no_speech_probability: seg.no_speech_probability(),
+            .map(|seg| {
+                let tokens = (0..seg.n_tokens())
+                    .filter_map(|j| seg.get_token(j))
+                    .filter(|t| t.token_id() < eot)
+                    .map(|t| {
+                        let data = t.token_data();
+                        crate::words::Token {
+                            bytes: t.to_bytes().map(<[u8]>::to_vec).unwrap_or_default(),
+                            start: data.t0 as f64 / 100.0,
+                            end: data.t1 as f64 / 100.0,
+                            probability: data.p,
+                        }
+                    })
+                    .collect();
+                Segment {
+                    // whisper.cpp timestamps are in centiseconds.
+                    start: seg.start_timestamp() as f64 / 100.0,
+                    end: seg.end_timestamp() as f64 / 100.0,
+                    text: seg
+                        .to_str_lossy()
+                        .map(|s| s.into_owned())
+                        .unwrap_or_default(),
+                    no_speech_probability: seg.no_speech_probability(),
+                    tokens,
+                }
             })
             .collect();
         Ok(Transcript {

@@ -7,6 +7,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use stemfeed_core::Config;
 
+mod captioning;
+mod captions_cmd;
 mod doctor;
 mod models_cmd;
 mod probe_cmd;
@@ -38,6 +40,9 @@ enum Command {
     /// Install, import, fetch and list Whisper models.
     #[command(subcommand)]
     Models(models_cmd::ModelsCommand),
+    /// Read, check and convert WebVTT and SRT caption files.
+    #[command(subcommand)]
+    Captions(captions_cmd::CaptionsCommand),
     /// Check that this machine can run stemfeed; prints what is missing and how to fix it.
     Doctor(doctor::DoctorArgs),
     /// Probe, validate and transcode one video into an output directory with manifest.json.
@@ -67,9 +72,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     match cli.command {
         Command::Models(cmd) => models_cmd::run(cmd, &config),
+        Command::Captions(cmd) => captions_cmd::run(cmd),
         Command::Doctor(args) => doctor::run(&args, &config),
         Command::Probe(args) => probe_cmd::run(&args),
-        Command::Process(args) => process::run(&args),
+        Command::Process(args) => process::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
     }
 }

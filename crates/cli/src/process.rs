@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use serde_json::json;
-use stemfeed_core::media_info;
+use stemfeed_core::{Config, media_info};
 
 use crate::probe_cmd::{PROBE_TIMEOUT, load_profile};
 
@@ -25,9 +25,18 @@ pub struct ProcessArgs {
     /// Profile TOML (default: the built-in pipelines/short-form.toml).
     #[arg(long)]
     profile: Option<PathBuf>,
-    /// Spoken language hint (ISO 639-1) from the submitter, recorded for captioning.
+    /// Spoken language (ISO 639-1) from the submitter; overrides detection.
     #[arg(long)]
     language: Option<String>,
+    /// Title, used in Whisper's vocabulary prompt.
+    #[arg(long)]
+    title: Option<String>,
+    /// Description, used in Whisper's vocabulary prompt.
+    #[arg(long)]
+    description: Option<String>,
+    /// Transcode only (no captions stage).
+    #[arg(long)]
+    no_captions: bool,
 }
 
 /// Transcoding may take a while on a small CPU box; this only stops a hung run.
@@ -42,8 +51,13 @@ fn relative(out: &Path, path: &Path) -> String {
         .into_owned()
 }
 
-pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let profile = load_profile(args.profile.as_deref())?;
+    if let Some(lang) = &args.language
+        && (lang.len() != 2 || !lang.bytes().all(|b| b.is_ascii_lowercase()))
+    {
+        anyhow::bail!("--language {lang:?}: use an ISO 639-1 code such as ur, en, pa, sd, ps");
+    }
     let started = Instant::now();
     let info = stemfeed_media::probe::probe(&args.input, PROBE_TIMEOUT)?;
     let probe_s = started.elapsed().as_secs_f64();
@@ -51,6 +65,17 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
     let accepted = media_info::validate(&info, &profile)
         .map_err(|reason| anyhow::anyhow!("{}: validate: {reason}", args.input.display()))?;
 
+    // Fail before transcoding if captions cannot run.
+    let model_file = if args.no_captions {
+        None
+    } else {
+        let store = stemfeed_models::ModelStore::new(&config.models_dir);
+        let name = &config.asr.model;
+        let installed = store.get(name)?.with_context(|| {
+            format!("captions: model {name} is not installed; run `stemfeed models install default` (or pass --no-captions)")
+        })?;
+        Some(installed.file)
+    };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let manifest_path = args.out.join("manifest.json");
@@ -90,9 +115,35 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             }
         },
     )?;
-    let master = stemfeed_media::transcode::write_master_playlist(&args.out, &output.renditions)
-        .context("writing hls/master.m3u8")?;
     let transcode_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let fps = output.renditions.first().map_or(30, |r| r.fps);
+    let captions = match (&model_file, accepted.has_audio) {
+        (Some(file), true) => Some(crate::captioning::run(
+            file,
+            &output.asr_pcm,
+            &profile,
+            config,
+            fps,
+            &crate::captioning::Hints {
+                language: args.language.clone(),
+                title: args.title.clone(),
+                description: args.description.clone(),
+            },
+            &args.out,
+            info.duration_s,
+        )?),
+        _ => None,
+    };
+    let captions_s = t.elapsed().as_secs_f64();
+    let subtitles = captions
+        .as_ref()
+        .map(|c| c.subtitles.clone())
+        .unwrap_or_default();
+    let master =
+        stemfeed_media::transcode::write_master_playlist(&args.out, &output.renditions, &subtitles)
+            .context("writing hls/master.m3u8")?;
 
     let renditions: Vec<_> = output
         .renditions
@@ -122,6 +173,12 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
         },
         "profile": profile.name,
         "validation": accepted,
+        "captions": match (&captions, args.no_captions, accepted.has_audio) {
+            (Some(c), _, _) => c.manifest.clone(),
+            (None, true, _) => json!({"skipped": "--no-captions"}),
+            (None, _, false) => json!({"skipped": "no audio stream"}),
+            (None, _, _) => json!(null),
+        },
         "loudness": loudness,
         "renditions": renditions,
         "hls": { "master": relative(&args.out, &master) },
@@ -132,7 +189,7 @@ pub fn run(args: &ProcessArgs) -> anyhow::Result<ExitCode> {
             "path": relative(&args.out, &t.path), "width": t.width, "height": t.height, "time_s": t.time_s,
         })).collect::<Vec<_>>(),
         "asr_audio": { "samples_16k": output.asr_pcm.len(), "seconds": output.asr_pcm.len() as f64 / 16_000.0 },
-        "stages": { "probe_s": probe_s, "loudness_s": loudness_s, "transcode_s": transcode_s, "total_s": started.elapsed().as_secs_f64() },
+        "stages": { "probe_s": probe_s, "loudness_s": loudness_s, "transcode_s": transcode_s, "captions_s": captions_s, "total_s": started.elapsed().as_secs_f64() },
     });
     let tmp = args.out.join(".manifest.json.partial");
     std::fs::write(&tmp, serde_json::to_vec_pretty(&manifest)?).context("writing manifest")?;

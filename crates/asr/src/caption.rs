@@ -1,0 +1,463 @@
+//! The caption stage: speech regions → language → transcript and English
+//! translation → guards → cues, each track with a status a curator can trust.
+//!
+//! Status: `ok` (publishable after review), `draft` (produced but failed a
+//! guard, with the reason), `needs-human` (outside what Whisper does well
+//! enough; never published as ok).
+
+use serde::Serialize;
+use stemfeed_captions::script::{self, ScriptCounts};
+use stemfeed_captions::segment::{self, Rules};
+use stemfeed_captions::{Cue, Track, Word, bidi};
+
+use crate::error::AsrError;
+use crate::model::{Model, Task, TranscribeOptions, Transcript};
+use crate::{vad, words};
+
+#[derive(Debug, Clone)]
+pub struct CaptionOptions {
+    /// Languages the profile expects; detection picks among these.
+    pub allowed: Vec<String>,
+    /// The submitter's language; overrides detection.
+    pub hint: Option<String>,
+    pub threads: usize,
+    pub beam_size: usize,
+    /// Vocabulary prompt (title, description, subject terms).
+    pub prompt: Option<String>,
+    pub rules: Rules,
+    pub translate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    Ok,
+    Draft,
+    NeedsHuman,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LanguageChoice {
+    pub language: String,
+    /// "hint", "detected", "detected+decoding" (a close call settled by
+    /// decoding), or "model" (English-only model).
+    pub source: String,
+    pub probability: Option<f32>,
+    pub runner_up: Option<(String, f32)>,
+    /// For close calls: mean token probability of a trial decode per candidate.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub decoding_scores: Vec<(String, f32)>,
+}
+
+/// Detection margins below this are settled by decoding with each candidate.
+const CLOSE_CALL: f32 = 0.25;
+/// Start offsets (seconds into the speech) the language head is averaged over.
+const DETECT_OFFSETS: [f64; 3] = [0.0, 1.5, 3.0];
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptionTrack {
+    pub language: String,
+    pub kind: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    pub script: ScriptCounts,
+    /// Decoding attempts made, for the operator ("forced ur", "forced ur + script prompt").
+    pub attempts: Vec<String>,
+    /// Guard actions: dropped segments and why.
+    pub dropped: Vec<String>,
+    pub track: Track,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptionResult {
+    pub language: Option<LanguageChoice>,
+    pub speech_seconds: f64,
+    pub speech_regions: Vec<(f64, f64)>,
+    pub tracks: Vec<CaptionTrack>,
+}
+
+/// Whisper's competence by language for stemfeed's purposes.
+fn needs_human(language: &str) -> Option<String> {
+    match language {
+        "ps" => Some("Pashto: Whisper's published word error rate is above 90% for every model size (wrong script); a person must caption it".into()),
+        "ur" | "en" | "pa" | "sd" | "hi" | "ar" | "fa" => None,
+        other => Some(format!("{other}: outside the languages stemfeed checks; a person must review it")),
+    }
+}
+
+/// A prompt in the target script steers Whisper's output script.
+fn script_prompt(language: &str) -> Option<&'static str> {
+    match language {
+        "ur" => Some("یہ اردو زبان میں سائنس کی ایک ویڈیو ہے۔"),
+        "sd" => Some("هي سنڌي ٻوليءَ ۾ سائنس جي هڪ وڊيو آهي."),
+        "pa" => Some("ایہہ پنجابی وچ سائنس دی اک ویڈیو اے۔"),
+        _ => None,
+    }
+}
+
+const NO_SPEECH_DROP: f32 = 0.3;
+const LOW_CONFIDENCE: f32 = 0.5;
+/// Below this mean word probability a segment is dropped whatever else holds.
+const VERY_LOW_CONFIDENCE: f32 = 0.25;
+/// Whisper's stock hallucinations over music and silence (from its training
+/// data's subtitle credits); dropped when the segment is not clearly speech.
+const STOCK_PHRASES: &[&str] = &[
+    "thank you",
+    "thanks for watching",
+    "thank you for watching",
+    "please subscribe",
+    "subscribe to my channel",
+    "subtitles by",
+    "transcribed by",
+    "bye",
+    "you",
+];
+const STOCK_NO_SPEECH: f32 = 0.1;
+
+fn is_stock_phrase(text: &str) -> bool {
+    let t: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == ' ')
+        .collect();
+    let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    STOCK_PHRASES
+        .iter()
+        .any(|p| t == *p || (t.starts_with(p) && t.len() < p.len() + 12))
+}
+const MAX_REPEAT: usize = 3;
+const MAX_COMPRESSION: f64 = 2.4;
+
+/// Words from a transcript after the hallucination guards.
+fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<String>) -> Vec<Word> {
+    let mut out = Vec::new();
+    for seg in &t.segments {
+        let seg_words = words::tokens_to_words(&seg.tokens);
+        let texts: Vec<&str> = seg_words.iter().map(|w| w.text.as_str()).collect();
+        let mean_p =
+            seg_words.iter().map(|w| w.probability).sum::<f32>() / seg_words.len().max(1) as f32;
+        let label = format!("{:.1}-{:.1}s {:?}", seg.start, seg.end, seg.text.trim());
+        if seg.no_speech_probability > NO_SPEECH_DROP && mean_p < LOW_CONFIDENCE {
+            dropped.push(format!(
+                "{label}: no-speech probability {:.2}, confidence {mean_p:.2}",
+                seg.no_speech_probability
+            ));
+            continue;
+        }
+        if mean_p < VERY_LOW_CONFIDENCE {
+            dropped.push(format!("{label}: confidence {mean_p:.2}"));
+            continue;
+        }
+        if seg.no_speech_probability > STOCK_NO_SPEECH && is_stock_phrase(&seg.text) {
+            dropped.push(format!(
+                "{label}: stock phrase with no-speech probability {:.2}",
+                seg.no_speech_probability
+            ));
+            continue;
+        }
+        let repeat = words::longest_repeat(&texts);
+        if repeat > MAX_REPEAT {
+            dropped.push(format!("{label}: phrase repeated {repeat} times"));
+            continue;
+        }
+        let ratio = words::compression_ratio(&seg.text);
+        if ratio > MAX_COMPRESSION {
+            dropped.push(format!("{label}: compression ratio {ratio:.1}"));
+            continue;
+        }
+        for w in seg_words {
+            if words::is_non_speech(&w.text) {
+                continue;
+            }
+            if !vad::mostly_speech(regions, w.start, w.end) {
+                dropped.push(format!(
+                    "word {:?} at {:.1}s outside speech",
+                    w.text, w.start
+                ));
+                continue;
+            }
+            out.push(w);
+        }
+    }
+    out
+}
+
+fn cues_for(words: &[Word], language: &str, rules: &Rules) -> Vec<Cue> {
+    let mut cues = segment::segment(words, rules);
+    if bidi::is_rtl_language(language) {
+        for c in &mut cues {
+            c.text = bidi::mark_rtl_text(&c.text);
+        }
+    }
+    for (i, c) in cues.iter_mut().enumerate() {
+        c.id = Some((i + 1).to_string());
+    }
+    cues
+}
+
+pub fn caption(
+    model: &Model,
+    pcm: &[f32],
+    opts: &CaptionOptions,
+) -> Result<CaptionResult, AsrError> {
+    let regions = vad::speech_regions(pcm);
+    let speech_seconds = vad::speech_seconds(&regions);
+    if regions.is_empty() {
+        return Ok(CaptionResult {
+            language: None,
+            speech_seconds,
+            speech_regions: regions,
+            tracks: Vec::new(),
+        });
+    }
+    let gated = vad::gate(pcm, &regions);
+    let language = choose_language(model, &gated, &regions, opts)?;
+    let lang = language.language.clone();
+    let base = TranscribeOptions {
+        language: Some(lang.clone()),
+        task: Task::Transcribe,
+        threads: opts.threads,
+        beam_size: opts.beam_size,
+        initial_prompt: opts.prompt.clone(),
+    };
+
+    let mut tracks = Vec::new();
+    let mut attempts = vec![format!("forced {lang}")];
+    let mut dropped = Vec::new();
+    let mut transcript_words =
+        guarded_words(&model.transcribe(&gated, &base)?, &regions, &mut dropped);
+    let mut text = join(&transcript_words);
+    let mut check = script::check(&lang, &text);
+    if check.is_err()
+        && let Some(prompt) = script_prompt(&lang)
+    {
+        attempts.push(format!("forced {lang} + {lang}-script prompt"));
+        let steered = TranscribeOptions {
+            initial_prompt: Some(match &opts.prompt {
+                Some(p) => format!("{prompt} {p}"),
+                None => prompt.to_owned(),
+            }),
+            ..base.clone()
+        };
+        let mut retry_dropped = Vec::new();
+        let retry = guarded_words(
+            &model.transcribe(&gated, &steered)?,
+            &regions,
+            &mut retry_dropped,
+        );
+        let retry_text = join(&retry);
+        let retry_check = script::check(&lang, &retry_text);
+        if retry_check.is_ok() || retry.len() > transcript_words.len() / 2 {
+            (transcript_words, text, check, dropped) =
+                (retry, retry_text, retry_check, retry_dropped);
+        }
+    }
+    let (status, reason, counts) = match (needs_human(&lang), check) {
+        (Some(why), c) => (
+            Status::NeedsHuman,
+            Some(why),
+            c.unwrap_or_else(|_| ScriptCounts::of(&text)),
+        ),
+        (None, Ok(c)) => (Status::Ok, None, c),
+        (None, Err(why)) => {
+            let hint = if lang == "pa" && ScriptCounts::of(&text).gurmukhi > 0 {
+                " (Gurmukhi output: Shahmukhi transliteration is not available yet)"
+            } else {
+                ""
+            };
+            (
+                Status::Draft,
+                Some(format!("script guard: {why}{hint}")),
+                ScriptCounts::of(&text),
+            )
+        }
+    };
+    tracks.push(CaptionTrack {
+        language: lang.clone(),
+        kind: "transcript".into(),
+        status,
+        reason,
+        script: counts,
+        attempts,
+        dropped,
+        track: Track {
+            language: lang.clone(),
+            kind: "transcript".into(),
+            cues: cues_for(&transcript_words, &lang, &opts.rules),
+            regions: Vec::new(),
+        },
+    });
+
+    if opts.translate && lang != "en" && model.info().multilingual {
+        let translate = TranscribeOptions {
+            task: Task::Translate,
+            initial_prompt: None,
+            ..base
+        };
+        let mut dropped = Vec::new();
+        let english = guarded_words(
+            &model.transcribe(&gated, &translate)?,
+            &regions,
+            &mut dropped,
+        );
+        let text = join(&english);
+        let (status, reason) = match (needs_human(&lang), script::check("en", &text)) {
+            (Some(why), _) => (Status::NeedsHuman, Some(why)),
+            (None, Ok(_)) => (Status::Ok, None),
+            (None, Err(why)) => (Status::Draft, Some(format!("script guard: {why}"))),
+        };
+        tracks.push(CaptionTrack {
+            language: "en".into(),
+            kind: "translation".into(),
+            status,
+            reason,
+            script: ScriptCounts::of(&text),
+            attempts: vec![format!("translate from {lang}")],
+            dropped,
+            track: Track {
+                language: "en".into(),
+                kind: "translation".into(),
+                cues: cues_for(&english, "en", &opts.rules),
+                regions: Vec::new(),
+            },
+        });
+    }
+    Ok(CaptionResult {
+        language: Some(language),
+        speech_seconds,
+        speech_regions: regions,
+        tracks,
+    })
+}
+
+fn join(words: &[Word]) -> String {
+    words
+        .iter()
+        .map(|w| w.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn choose_language(
+    model: &Model,
+    pcm: &[f32],
+    regions: &[(f64, f64)],
+    opts: &CaptionOptions,
+) -> Result<LanguageChoice, AsrError> {
+    if let Some(hint) = &opts.hint {
+        return Ok(LanguageChoice {
+            language: hint.clone(),
+            source: "hint".into(),
+            probability: None,
+            runner_up: None,
+            decoding_scores: Vec::new(),
+        });
+    }
+    if !model.info().multilingual {
+        return Ok(LanguageChoice {
+            language: "en".into(),
+            source: "model".into(),
+            probability: None,
+            runner_up: None,
+            decoding_scores: Vec::new(),
+        });
+    }
+    // Detect on the first 30 s of speech, not on leading silence or music,
+    // averaging the language head over a few start offsets: one 30 s window
+    // of short or unusual speech gives a noisy answer.
+    let start = (regions[0].0 * 16_000.0) as usize;
+    let window = &pcm[start..pcm.len().min(start + 30 * 16_000)];
+    let allowed: Vec<&str> = opts.allowed.iter().map(String::as_str).collect();
+    let speech_in_window = window.len() as f64 / 16_000.0;
+    let mut sums: std::collections::BTreeMap<String, f32> = std::collections::BTreeMap::new();
+    let offsets: Vec<f64> = DETECT_OFFSETS
+        .iter()
+        .copied()
+        .filter(|o| *o == 0.0 || speech_in_window - o >= 3.0)
+        .collect();
+    for offset in &offsets {
+        let from = (offset * 16_000.0) as usize;
+        for g in model.detect_language(&window[from..], &allowed, opts.threads)? {
+            *sums.entry(g.language).or_default() += g.probability / offsets.len() as f32;
+        }
+    }
+    let mut guesses: Vec<crate::model::LanguageGuess> = sums
+        .into_iter()
+        .map(|(language, probability)| crate::model::LanguageGuess {
+            language,
+            probability,
+        })
+        .collect();
+    guesses.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+    let total: f32 = guesses
+        .iter()
+        .map(|g| g.probability)
+        .sum::<f32>()
+        .max(f32::EPSILON);
+    let best = guesses.first().ok_or(AsrError::NoAudio)?;
+    // Whisper's language head is unsure on short, accented or synthetic
+    // speech. When the top candidates are close, decode the window with each
+    // and score the decode: mean token probability, weighted by how much of
+    // the speech it accounts for (a wrong-language decode tends to skip most
+    // of it, confidently) and by whether it is in the language's script.
+    let window_speech: f64 = regions
+        .iter()
+        .map(|(s, e)| (e.min(window.len() as f64 / 16_000.0 + regions[0].0) - s).max(0.0))
+        .sum::<f64>()
+        .max(0.5);
+    // English is left out of decoding comparisons: Whisper decoding other
+    // speech "as English" tends to translate it fluently and confidently.
+    let contenders: Vec<&crate::model::LanguageGuess> = guesses
+        .iter()
+        .take(3)
+        .filter(|g| g.language != "en" && (best.probability - g.probability) / total < CLOSE_CALL)
+        .collect();
+    let mut decoding_scores = Vec::new();
+    let mut chosen = best.language.clone();
+    if contenders.len() > 1 && best.language != "en" {
+        for g in &contenders {
+            let trial = TranscribeOptions {
+                language: Some(g.language.clone()),
+                threads: opts.threads,
+                ..TranscribeOptions::default()
+            };
+            let t = model.transcribe(window, &trial)?;
+            let probs: Vec<f32> = t
+                .segments
+                .iter()
+                .flat_map(|s| s.tokens.iter().map(|t| t.probability))
+                .collect();
+            let confidence = probs.iter().sum::<f32>() / probs.len().max(1) as f32;
+            let coverage = 1.0 - (-(probs.len() as f64 / window_speech) / 2.0).exp();
+            let script_ok = script::check(&g.language, &t.text()).is_ok();
+            let score = confidence * coverage as f32 * if script_ok { 1.0 } else { 0.5 };
+            decoding_scores.push((g.language.clone(), score));
+        }
+        if let Some((lang, _)) = decoding_scores.iter().max_by(|a, b| a.1.total_cmp(&b.1)) {
+            chosen = lang.clone();
+        }
+    }
+    let prob = |lang: &str| {
+        guesses
+            .iter()
+            .find(|g| g.language == lang)
+            .map_or(0.0, |g| g.probability / total)
+    };
+    let runner_up = guesses
+        .iter()
+        .find(|g| g.language != chosen)
+        .map(|g| (g.language.clone(), g.probability / total));
+    Ok(LanguageChoice {
+        probability: Some(prob(&chosen)),
+        language: chosen,
+        source: if decoding_scores.is_empty() {
+            "detected"
+        } else {
+            "detected+decoding"
+        }
+        .into(),
+        // Probabilities are renormalised over the allow-list, as the choice was made among those.
+        runner_up,
+        decoding_scores,
+    })
+}

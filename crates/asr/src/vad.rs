@@ -1,0 +1,119 @@
+//! Voice-activity detection with WebRTC's VAD (a Gaussian-mixture speech
+//! model over sub-band energies, as used by WebRTC's audio pipeline), plus
+//! an energy floor and smoothing. Regions without speech never reach
+//! Whisper, so silence yields no cues and Whisper has nothing to
+//! hallucinate over; words outside the regions are dropped afterwards.
+
+use webrtc_vad::{SampleRate, Vad, VadMode};
+
+const FRAME: usize = 480; // 30 ms at 16 kHz
+const FRAME_S: f64 = 0.03;
+/// Frames quieter than this (dBFS RMS) are never speech.
+const ENERGY_FLOOR_DBFS: f64 = -55.0;
+/// A region opens when this share of a 300 ms window is voiced…
+const OPEN: f64 = 0.6;
+/// …and closes when this share is unvoiced.
+const CLOSE: f64 = 0.9;
+const WINDOW: usize = 10;
+const PAD_S: f64 = 0.2;
+const MERGE_GAP_S: f64 = 0.3;
+const MIN_REGION_S: f64 = 0.25;
+
+/// Speech regions (start, end) in seconds, padded and merged.
+pub fn speech_regions(pcm: &[f32]) -> Vec<(f64, f64)> {
+    let mut vad = Vad::new_with_rate_and_mode(SampleRate::Rate16kHz, VadMode::VeryAggressive);
+    let voiced: Vec<bool> = pcm
+        .chunks_exact(FRAME)
+        .map(|frame| {
+            let rms = (frame
+                .iter()
+                .map(|s| f64::from(*s) * f64::from(*s))
+                .sum::<f64>()
+                / FRAME as f64)
+                .sqrt();
+            if rms <= 0.0 || 20.0 * rms.log10() < ENERGY_FLOOR_DBFS {
+                return false;
+            }
+            let samples: Vec<i16> = frame
+                .iter()
+                .map(|s| (s.clamp(-1.0, 1.0) * 32767.0) as i16)
+                .collect();
+            vad.is_voice_segment(&samples).unwrap_or(false)
+        })
+        .collect();
+
+    let mut raw = Vec::new();
+    let mut open: Option<usize> = None;
+    for i in 0..voiced.len() {
+        let lo = i.saturating_sub(WINDOW - 1);
+        let window = &voiced[lo..=i];
+        let share = window.iter().filter(|v| **v).count() as f64 / WINDOW as f64;
+        match open {
+            None if share >= OPEN => open = Some(lo),
+            Some(start) if 1.0 - share >= CLOSE => {
+                raw.push((start as f64 * FRAME_S, (i + 1) as f64 * FRAME_S));
+                open = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(start) = open {
+        raw.push((start as f64 * FRAME_S, voiced.len() as f64 * FRAME_S));
+    }
+    let total = pcm.len() as f64 / 16_000.0;
+    let mut merged: Vec<(f64, f64)> = Vec::new();
+    for (s, e) in raw {
+        let (s, e) = ((s - PAD_S).max(0.0), (e + PAD_S).min(total));
+        match merged.last_mut() {
+            Some(last) if s - last.1 <= MERGE_GAP_S => last.1 = e,
+            _ => merged.push((s, e)),
+        }
+    }
+    merged.retain(|(s, e)| e - s >= MIN_REGION_S + 2.0 * PAD_S - 1e-9 || e - s >= MIN_REGION_S);
+    merged
+}
+
+/// Total speech in seconds.
+pub fn speech_seconds(regions: &[(f64, f64)]) -> f64 {
+    regions.iter().map(|(s, e)| e - s).sum()
+}
+
+/// A copy of `pcm` with everything outside `regions` silenced.
+pub fn gate(pcm: &[f32], regions: &[(f64, f64)]) -> Vec<f32> {
+    let mut out = vec![0.0; pcm.len()];
+    for (s, e) in regions {
+        let (a, b) = (
+            (s * 16_000.0) as usize,
+            ((e * 16_000.0) as usize).min(pcm.len()),
+        );
+        out[a..b].copy_from_slice(&pcm[a..b]);
+    }
+    out
+}
+
+/// Does the span [start, end] lie mostly inside speech?
+pub fn mostly_speech(regions: &[(f64, f64)], start: f64, end: f64) -> bool {
+    let len = (end - start).max(0.01);
+    let overlap: f64 = regions
+        .iter()
+        .map(|(s, e)| (e.min(end) - s.max(start)).max(0.0))
+        .sum();
+    overlap / len >= 0.5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn silence_has_no_speech() {
+        assert!(speech_regions(&vec![0.0; 16_000 * 5]).is_empty());
+    }
+
+    #[test]
+    fn overlap_rule() {
+        let r = [(1.0, 2.0)];
+        assert!(mostly_speech(&r, 1.2, 1.8));
+        assert!(!mostly_speech(&r, 1.9, 3.0));
+    }
+}
