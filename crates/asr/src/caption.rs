@@ -26,6 +26,12 @@ pub struct CaptionOptions {
     pub prompt: Option<String>,
     pub rules: Rules,
     pub translate: bool,
+    /// A different model file for some spoken languages (e.g. a larger one for Urdu).
+    pub language_models: std::collections::BTreeMap<String, std::path::PathBuf>,
+    pub gpu: bool,
+    /// EXPERIMENTAL: transliterate Gurmukhi Punjabi output to Shahmukhi
+    /// (the track stays a draft).
+    pub transliterate_gurmukhi: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -213,6 +219,11 @@ pub fn caption(
     let gated = vad::gate(pcm, &regions);
     let language = choose_language(model, &gated, &regions, opts)?;
     let lang = language.language.clone();
+    let per_language = match opts.language_models.get(&lang) {
+        Some(path) => Some(Model::load(path, opts.gpu)?),
+        None => None,
+    };
+    let model = per_language.as_ref().unwrap_or(model);
     let base = TranscribeOptions {
         language: Some(lang.clone()),
         task: Task::Transcribe,
@@ -252,7 +263,24 @@ pub fn caption(
                 (retry, retry_text, retry_check, retry_dropped);
         }
     }
+    let mut transliterated = false;
+    if lang == "pa" && opts.transliterate_gurmukhi {
+        let counts = ScriptCounts::of(&text);
+        if counts.gurmukhi > counts.arabic {
+            for w in &mut transcript_words {
+                w.text = stemfeed_captions::translit::gurmukhi_to_shahmukhi(&w.text);
+            }
+            text = join(&transcript_words);
+            check = script::check(&lang, &text);
+            transliterated = true;
+        }
+    }
     let (status, reason, counts) = match (needs_human(&lang), check) {
+        (None, Ok(c)) if transliterated => (
+            Status::Draft,
+            Some("EXPERIMENTAL: Whisper wrote Gurmukhi; transliterated letter by letter to Shahmukhi, every line needs review".into()),
+            c,
+        ),
         (Some(why), c) => (
             Status::NeedsHuman,
             Some(why),

@@ -15,6 +15,7 @@ pub mod cue;
 pub mod script;
 pub mod segment;
 pub mod srt;
+pub mod translit;
 pub mod webvtt;
 
 pub use cue::{Cue, CueSettings, Track, Word};

@@ -57,6 +57,24 @@ fn display_name(language: &str, kind: &str) -> String {
     }
 }
 
+/// Resolves `asr.models` (language → model name) to installed files.
+pub fn language_models(
+    config: &Config,
+) -> anyhow::Result<std::collections::BTreeMap<String, std::path::PathBuf>> {
+    let store = stemfeed_models::ModelStore::new(&config.models_dir);
+    config
+        .asr
+        .models
+        .iter()
+        .map(|(lang, name)| {
+            let m = store.get(name)?.with_context(|| {
+                format!("asr.models.{lang} = {name:?} is not installed; run `stemfeed models install {name}` or `stemfeed models fetch {name}`")
+            })?;
+            Ok((lang.clone(), m.file))
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     model_file: &Path,
@@ -86,6 +104,9 @@ pub fn run(
         prompt: prompt(profile, hints),
         rules,
         translate: c.translate,
+        language_models: language_models(config)?,
+        gpu: config.asr.gpu,
+        transliterate_gurmukhi: c.punjabi_gurmukhi_to_shahmukhi,
     };
     let model = stemfeed_asr::Model::load(model_file, config.asr.gpu)
         .context("captions: loading the model")?;

@@ -74,6 +74,8 @@ pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
         let installed = store.get(name)?.with_context(|| {
             format!("captions: model {name} is not installed; run `stemfeed models install default` (or pass --no-captions)")
         })?;
+        // Per-language models are checked now too, not after the transcode.
+        crate::captioning::language_models(config)?;
         Some(installed.file)
     };
     std::fs::create_dir_all(&args.out)

@@ -26,6 +26,9 @@ pub struct TranscribeArgs {
     /// Translate to English instead of transcribing.
     #[arg(long)]
     translate: bool,
+    /// Beam size (1 = greedy decoding).
+    #[arg(long, default_value_t = 1)]
+    beam: usize,
     /// Print the transcript as JSON.
     #[arg(long)]
     json: bool,
@@ -49,6 +52,7 @@ pub fn run(args: &TranscribeArgs, config: &Config) -> anyhow::Result<ExitCode> {
             Task::Transcribe
         },
         threads: config.asr.threads,
+        beam_size: args.beam.clamp(1, 10),
         ..TranscribeOptions::default()
     };
     let transcript = model

@@ -50,6 +50,9 @@ pub struct AsrConfig {
     pub threads: usize,
     /// Use the GPU when the binary was built with one.
     pub gpu: bool,
+    /// Installed model per spoken language (ISO 639-1 → model name), e.g.
+    /// `ur = "small"`; languages not listed use `model`.
+    pub models: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for AsrConfig {
@@ -58,6 +61,7 @@ impl Default for AsrConfig {
             model: "base".to_owned(),
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
             gpu: true,
+            models: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -164,12 +168,13 @@ mod tests {
 
     #[test]
     fn file_values_apply() {
-        let c = Config::from_toml("models_dir = \"/m\"\n[asr]\nmodel = \"tiny.en\"\nthreads = 3")
+        let c = Config::from_toml("models_dir = \"/m\"\n[asr]\nmodel = \"tiny.en\"\nthreads = 3\nmodels = { ur = \"small\" }")
             .unwrap();
         assert_eq!(c.models_dir, PathBuf::from("/m"));
         assert_eq!(c.asr.model, "tiny.en");
         assert_eq!(c.asr.threads, 3);
         assert!(c.asr.gpu);
+        assert_eq!(c.asr.models.get("ur").map(String::as_str), Some("small"));
     }
 
     #[test]

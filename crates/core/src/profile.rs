@@ -87,6 +87,10 @@ pub struct CaptionSettings {
     /// Minimum gap between cues, in frames of the output video.
     pub min_gap_frames: u32,
     pub max_chars_per_second: f64,
+    /// EXPERIMENTAL: when Whisper writes Punjabi in Gurmukhi, transliterate
+    /// it to Shahmukhi (the track is always a draft).
+    #[serde(default)]
+    pub punjabi_gurmukhi_to_shahmukhi: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
