@@ -30,7 +30,7 @@ timed() { # label, command...: prints "wall cpu" seconds
 # The rungs of pipelines/short-form.toml: name width height video_kbps audio_kbps.
 rungs=("1080p 1080 1920 4000 128" "720p 720 1280 2200 128" "480p 480 854 1000 96" "360p 360 640 550 64")
 
-read -r sf_wall sf_cpu < <(timed stemfeed "$bin" process "$work/source.mp4" --out "$work/stemfeed")
+read -r sf_wall sf_cpu < <(timed stemfeed "$bin" process "$work/source.mp4" --out "$work/stemfeed" --no-captions)
 
 # ffmpeg: one decode, split into the same four rungs, same x264 preset, GOP,
 # rate control and AAC bitrates; each rung muxed to faststart MP4 and HLS.
@@ -68,7 +68,7 @@ result=benches/results/transcode.md
   echo
   echo "Run $(date -u +%Y-%m-%d) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)."
   echo "GStreamer $(gst-inspect-1.0 --version | awk 'NR==2 {print $2}'), $(ffmpeg -version | head -1 | cut -d' ' -f1-3)."
-  echo "stemfeed also measures loudness (an audio-only pass), applies the gain,"
+  echo "stemfeed runs with --no-captions (transcoding only); it also measures loudness (an audio-only pass), applies the gain,"
   echo "samples poster/thumbnail frames and extracts 16 kHz audio for ASR; ffmpeg does none of that."
   echo
   echo "| tool | wall s | CPU s | wall ratio (stemfeed/ffmpeg) |"

@@ -55,17 +55,7 @@ pub fn decode(
     let decode = make("decodebin", "decode")?;
     let convert = make("audioconvert", "convert")?;
     let resample = make("audioresample", "resample")?;
-    let caps = gst::Caps::builder("audio/x-raw")
-        .field("format", "F32LE")
-        .field("rate", rate)
-        .field("channels", channels)
-        .field("layout", "interleaved")
-        .build();
-    let sink = gst_app::AppSink::builder()
-        .name("pcm")
-        .caps(&caps)
-        .sync(false)
-        .build();
+    let (sink, samples) = f32_sink(rate, channels);
     pipeline
         .add_many([&src, &decode, &convert, &resample, sink.upcast_ref()])
         .expect("fresh elements add to a fresh pipeline");
@@ -121,24 +111,6 @@ pub fn decode(
         }
     });
 
-    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
-    let collected = Arc::clone(&samples);
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |sink| {
-                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                let mut out = collected.lock().map_err(|_| gst::FlowError::Error)?;
-                out.extend(
-                    map.chunks_exact(4)
-                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                );
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-
     let result = run_to_eos(&pipeline, path, STAGE, timeout, |_, _| {});
     let audio_linked = audio_linked.load(Ordering::SeqCst);
     match result {
@@ -156,4 +128,34 @@ fn no_audio(path: &Path) -> MediaError {
         stage: STAGE,
         reason: "no decodable audio stream".into(),
     }
+}
+
+/// An appsink that collects interleaved f32 samples at `rate` × `channels`,
+/// and the buffer it fills (read it after the pipeline has finished).
+pub(crate) fn f32_sink(rate: i32, channels: i32) -> (gst_app::AppSink, Arc<Mutex<Vec<f32>>>) {
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("rate", rate)
+        .field("channels", channels)
+        .field("layout", "interleaved")
+        .build();
+    let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
+    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
+    let collected = Arc::clone(&samples);
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |sink| {
+                let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
+                let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
+                let mut out = collected.lock().map_err(|_| gst::FlowError::Error)?;
+                out.extend(
+                    map.chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+                );
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    (sink, samples)
 }

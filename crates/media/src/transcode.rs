@@ -231,39 +231,20 @@ pub fn transcode(
     }
 
     // ASR branch.
-    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
-    if let Some((_, tee)) = &atee {
-        let queue = make("queue")?;
-        let convert = make("audioconvert")?;
-        let resample = make("audioresample")?;
-        let caps = gst::Caps::builder("audio/x-raw")
-            .field("format", "F32LE")
-            .field("rate", crate::audio::ASR_RATE)
-            .field("channels", 1)
-            .field("layout", "interleaved")
-            .build();
-        let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
-        let collected = Arc::clone(&samples);
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |sink| {
-                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
-                    let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    let mut out = collected.lock().map_err(|_| gst::FlowError::Error)?;
-                    out.extend(
-                        map.chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-                    );
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-        add_chain(
-            &pipeline,
-            &[tee, &queue, &convert, &resample, sink.upcast_ref()],
-        )?;
-    }
+    let samples = match &atee {
+        Some((_, tee)) => {
+            let queue = make("queue")?;
+            let convert = make("audioconvert")?;
+            let resample = make("audioresample")?;
+            let (sink, collected) = crate::audio::f32_sink(crate::audio::ASR_RATE, 1);
+            add_chain(
+                &pipeline,
+                &[tee, &queue, &convert, &resample, sink.upcast_ref()],
+            )?;
+            collected
+        }
+        None => Arc::new(Mutex::new(Vec::new())),
+    };
 
     // decodebin's pads: first video → flip, first audio → audio trunk, rest discarded.
     let flip_weak = flip.downgrade();
