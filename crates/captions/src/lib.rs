@@ -28,6 +28,16 @@ pub struct ParseError {
     pub reason: String,
 }
 
+/// Caption file text without a byte-order mark and with `\n` line ends
+/// (files arrive with CRLF from Windows tools and CR from old Mac ones).
+pub(crate) fn normalize_text(input: &str) -> String {
+    input
+        .strip_prefix('\u{FEFF}')
+        .unwrap_or(input)
+        .replace("\r\n", "\n")
+        .replace('\r', "\n")
+}
+
 /// Seconds → `hh:mm:ss.mmm` (WebVTT) or `hh:mm:ss,mmm` (SRT).
 pub(crate) fn format_timestamp(seconds: f64, decimal: char) -> String {
     let total_ms = (seconds.max(0.0) * 1000.0).round() as u64;

@@ -29,11 +29,7 @@ fn timestamp(text: &str) -> Option<f64> {
 }
 
 pub fn parse(input: &str) -> Result<Track, ParseError> {
-    let text = input
-        .strip_prefix('\u{FEFF}')
-        .unwrap_or(input)
-        .replace("\r\n", "\n")
-        .replace('\r', "\n");
+    let text = crate::normalize_text(input);
     let lines: Vec<&str> = text.split('\n').collect();
     let mut cues = Vec::new();
     let mut i = 0;

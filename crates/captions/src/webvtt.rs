@@ -102,11 +102,7 @@ fn parse_timing(line: &str) -> Option<(f64, f64, CueSettings)> {
 }
 
 pub fn parse(input: &str) -> Result<Track, ParseError> {
-    let text = input
-        .strip_prefix('\u{FEFF}')
-        .unwrap_or(input)
-        .replace("\r\n", "\n")
-        .replace('\r', "\n");
+    let text = crate::normalize_text(input);
     let lines: Vec<&str> = text.split('\n').collect();
     let signature = lines.first().copied().unwrap_or_default();
     let valid_signature = signature == "WEBVTT"
