@@ -287,7 +287,7 @@ fn silence_and_music_produce_no_cues() {
         &[
             "testsrc2=size=360x640:rate=30:duration=30",
             "aevalsrc='0.2*sin(2*PI*(220+110*mod(floor(t/2),4))*t)+0.15*sin(2*PI*(330+55*mod(floor(t/2),3))*t)+0.3*sin(2*PI*60*t)*exp(-8*mod(t,0.5))':s=48000:d=30",
-            "anoisesrc=color=pink:amplitude=0.05:d=30:r=48000",
+            "anoisesrc=color=pink:amplitude=0.05:d=30:r=48000:seed=7",
         ],
         &[
             "-filter_complex",

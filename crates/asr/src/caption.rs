@@ -115,9 +115,11 @@ const STOCK_PHRASES: &[&str] = &[
     "subscribe to my channel",
     "subtitles by",
     "transcribed by",
-    "bye",
-    "you",
 ];
+/// Single words Whisper emits over music and noise so often that, standing
+/// alone as a whole segment, they are dropped whatever the no-speech
+/// probability says ("you" is its best-known hallucination).
+const STOCK_WORDS: &[&str] = &["you", "bye"];
 const STOCK_NO_SPEECH: f32 = 0.1;
 
 fn is_stock_phrase(text: &str) -> bool {
@@ -130,6 +132,15 @@ fn is_stock_phrase(text: &str) -> bool {
     STOCK_PHRASES
         .iter()
         .any(|p| t == *p || (t.starts_with(p) && t.len() < p.len() + 12))
+}
+
+fn is_stock_word(text: &str) -> bool {
+    let t: String = text
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric())
+        .collect();
+    STOCK_WORDS.contains(&t.as_str())
 }
 const MAX_REPEAT: usize = 3;
 const MAX_COMPRESSION: f64 = 2.4;
@@ -152,6 +163,10 @@ fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<Strin
         }
         if mean_p < VERY_LOW_CONFIDENCE {
             dropped.push(format!("{label}: confidence {mean_p:.2}"));
+            continue;
+        }
+        if is_stock_word(&seg.text) {
+            dropped.push(format!("{label}: lone stock word"));
             continue;
         }
         if seg.no_speech_probability > STOCK_NO_SPEECH && is_stock_phrase(&seg.text) {
