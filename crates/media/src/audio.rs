@@ -19,13 +19,6 @@ use crate::error::MediaError;
 pub const ASR_RATE: i32 = 16_000;
 const STAGE: &str = "audio decode";
 
-fn make(factory: &str, name: &str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory)
-        .name(name)
-        .build()
-        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
-}
-
 /// Decodes `path` to 16 kHz mono f32 samples (Whisper's input).
 pub fn decode_to_asr_pcm(path: &Path, timeout: Duration) -> Result<Vec<f32>, MediaError> {
     decode(path, ASR_RATE, 1, timeout)
@@ -50,11 +43,11 @@ pub fn decode(
         });
     }
     let pipeline = gst::Pipeline::with_name("asr-audio");
-    let src = make("filesrc", "src")?;
+    let src = crate::make("filesrc")?;
     src.set_property("location", path.to_string_lossy().as_ref());
-    let decode = make("decodebin", "decode")?;
-    let convert = make("audioconvert", "convert")?;
-    let resample = make("audioresample", "resample")?;
+    let decode = crate::make("decodebin")?;
+    let convert = crate::make("audioconvert")?;
+    let resample = crate::make("audioresample")?;
     let (sink, samples) = f32_sink(rate, channels);
     pipeline
         .add_many([&src, &decode, &convert, &resample, sink.upcast_ref()])
@@ -99,15 +92,8 @@ pub fn decode(
             if pad.link(&sink_pad).is_ok() {
                 linked_flag.store(true, Ordering::SeqCst);
             }
-        } else if let Ok(discard) = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .build()
-        {
-            let _ = pipeline.add(&discard);
-            let _ = discard.sync_state_with_parent();
-            if let Some(discard_pad) = discard.static_pad("sink") {
-                let _ = pad.link(&discard_pad);
-            }
+        } else {
+            crate::discard_pad(&pipeline, pad);
         }
     });
 

@@ -23,6 +23,29 @@ pub fn init() -> Result<(), MediaError> {
     gstreamer::init().map_err(|e| MediaError::Init(e.to_string()))
 }
 
+/// Creates an element, naming the missing plugin when its factory is absent.
+pub(crate) fn make(factory: &str) -> Result<gstreamer::Element, MediaError> {
+    gstreamer::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
+}
+
+/// Sends a decodebin pad nobody wants into a fakesink, so an unlinked pad
+/// never stalls or fails the demuxer.
+pub(crate) fn discard_pad(pipeline: &gstreamer::Pipeline, pad: &gstreamer::Pad) {
+    use gstreamer::prelude::*;
+    if let Ok(discard) = gstreamer::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()
+    {
+        let _ = pipeline.add(&discard);
+        let _ = discard.sync_state_with_parent();
+        if let Some(sink) = discard.static_pad("sink") {
+            let _ = pad.link(&sink);
+        }
+    }
+}
+
 /// GStreamer's runtime version, e.g. "GStreamer 1.22.0".
 pub fn gstreamer_version() -> String {
     gstreamer::version_string().to_string()

@@ -25,6 +25,7 @@ use stemfeed_core::profile::Profile;
 use crate::bus::run_to_eos;
 use crate::error::MediaError;
 use crate::ladder::{PlannedRung, plan};
+use crate::make;
 
 const STAGE: &str = "transcode";
 
@@ -50,12 +51,6 @@ pub struct TranscodeOutput {
     pub thumbnails: Vec<crate::stills::Still>,
     /// 16 kHz mono f32 for ASR, from the same decode; empty without audio.
     pub asr_pcm: Vec<f32>,
-}
-
-fn make(factory: &str) -> Result<gst::Element, MediaError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| MediaError::MissingElement(factory.to_owned()))
 }
 
 fn add_chain(pipeline: &gst::Pipeline, chain: &[&gst::Element]) -> Result<(), MediaError> {
@@ -276,16 +271,7 @@ pub fn transcode(
             }
             return;
         }
-        if let Ok(discard) = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
-            .build()
-        {
-            let _ = pipeline.add(&discard);
-            let _ = discard.sync_state_with_parent();
-            if let Some(p) = discard.static_pad("sink") {
-                let _ = pad.link(&p);
-            }
-        }
+        crate::discard_pad(&pipeline, pad);
     });
 
     let duration = info.duration_s.max(0.001);
