@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod services;
+
 pub fn stemfeed() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stemfeed"));
     cmd.env_remove("STEMFEED_CONFIG");

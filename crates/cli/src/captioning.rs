@@ -12,6 +12,7 @@ use stemfeed_captions::segment::Rules;
 use stemfeed_captions::{srt, webvtt};
 use stemfeed_core::{Config, Profile};
 use stemfeed_media::transcode::SubtitleTrack;
+use stemfeed_tagging::Tagger;
 
 #[derive(Debug, Default)]
 pub struct Hints {
@@ -29,12 +30,18 @@ pub struct Captions {
 /// Whisper's prompt holds about 224 tokens; stay well inside it.
 const PROMPT_CHARS: usize = 400;
 
-fn prompt(profile: &Profile, hints: &Hints) -> Option<String> {
+/// Title, description and the taxonomy's terms for the topics they point to.
+fn prompt(tagger: &Tagger, hints: &Hints) -> Option<String> {
     let mut parts: Vec<String> = Vec::new();
     parts.extend(hints.title.iter().cloned());
     parts.extend(hints.description.iter().cloned());
-    if !profile.captions.vocabulary.is_empty() {
-        parts.push(format!("{}.", profile.captions.vocabulary.join(", ")));
+    let terms = tagger.vocabulary(
+        hints.title.as_deref().unwrap_or_default(),
+        hints.description.as_deref().unwrap_or_default(),
+        hints.language.as_deref(),
+    );
+    if !terms.is_empty() {
+        parts.push(format!("{}.", terms.join(", ")));
     }
     let text = parts.join(" ");
     let text: String = text.chars().take(PROMPT_CHARS).collect();
@@ -81,6 +88,7 @@ pub fn run(
     pcm: &[f32],
     profile: &Profile,
     config: &Config,
+    tagger: &Tagger,
     fps: u32,
     hints: &Hints,
     out: &Path,
@@ -101,7 +109,7 @@ pub fn run(
         hint: hints.language.clone(),
         threads: config.asr.threads,
         beam_size: c.beam_size,
-        prompt: prompt(profile, hints),
+        prompt: prompt(tagger, hints),
         rules,
         translate: c.translate,
         language_models: language_models(config)?,

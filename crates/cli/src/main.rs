@@ -10,10 +10,15 @@ use stemfeed_core::Config;
 mod captioning;
 mod captions_cmd;
 mod doctor;
+mod ingest;
+mod metrics;
 mod models_cmd;
+mod pipeline;
 mod probe_cmd;
 mod process;
+mod tagging_cmd;
 mod transcribe;
+mod worker;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -49,6 +54,10 @@ enum Command {
     Process(process::ProcessArgs),
     /// Probe a video and validate it against a profile; prints JSON.
     Probe(probe_cmd::ProbeArgs),
+    /// Tag a processed video (subject, topic, grade band, off-topic) and rewrite tags.json.
+    Tag(tagging_cmd::TagArgs),
+    /// Run jobs from the queue (and turn uploads under incoming/ into jobs) until stopped.
+    Worker(worker::WorkerArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
     Transcribe(transcribe::TranscribeArgs),
 }
@@ -76,6 +85,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(&args, &config),
         Command::Probe(args) => probe_cmd::run(&args),
         Command::Process(args) => process::run(&args, &config),
+        Command::Tag(args) => tagging_cmd::run(&args, &config),
+        Command::Worker(args) => worker::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
     }
 }

@@ -39,6 +39,125 @@ pub struct Config {
     /// the repository; defaults to the user's cache directory.
     pub models_dir: PathBuf,
     pub asr: AsrConfig,
+    pub tagging: TaggingConfig,
+    pub store: StoreConfig,
+    pub catalog: CatalogConfig,
+    pub worker: WorkerConfig,
+}
+
+/// Environment variable overriding `store.url`.
+pub const ENV_STORE_URL: &str = "STEMFEED_STORE_URL";
+/// Environment variable overriding `store.endpoint`.
+pub const ENV_S3_ENDPOINT: &str = "STEMFEED_S3_ENDPOINT";
+/// Environment variable overriding `catalog.url`.
+pub const ENV_CATALOG_URL: &str = "STEMFEED_CATALOG_URL";
+
+/// `[store]`: where uploads and outputs live.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `file:DIR` or `s3://BUCKET[/PREFIX]`; default `file:<data_dir>/objects`.
+    pub url: Option<String>,
+    /// S3 endpoint override for S3-compatible servers (MinIO, Garage, moto…).
+    pub endpoint: Option<String>,
+    /// S3 region (default: the SDK's chain, else us-east-1).
+    pub region: Option<String>,
+    /// Path-style addressing; most S3-compatible servers need it.
+    pub path_style: bool,
+    /// Files at least this many MiB go up as multipart uploads.
+    pub multipart_threshold_mib: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            endpoint: None,
+            region: None,
+            path_style: true,
+            multipart_threshold_mib: 16,
+        }
+    }
+}
+
+/// `[catalog]`: the queue and catalog database.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// `sqlite:PATH` or `postgres://…`; default `sqlite:<data_dir>/catalog.db`.
+    pub url: Option<String>,
+}
+
+/// `[worker]`: the job runner.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Jobs transcoding at once (CPU-bound).
+    pub transcode_slots: usize,
+    /// Jobs captioning at once (GPU or CPU threads).
+    pub asr_slots: usize,
+    /// A job's lease; heartbeats renew it every third of this.
+    pub lease_seconds: u64,
+    /// Attempts before a job is dead-lettered.
+    pub max_attempts: u32,
+    /// First retry delay; doubles with each attempt.
+    pub retry_backoff_seconds: f64,
+    /// How often an idle worker looks for jobs and new uploads.
+    pub poll_millis: u64,
+    /// Turn objects under `incoming/` into jobs.
+    pub watch: bool,
+    /// On SIGTERM/SIGINT: time for running jobs to finish before their leases are released.
+    pub shutdown_grace_seconds: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics.
+    pub metrics_listen: Option<String>,
+    /// Profile TOML for jobs (default: the built-in short-form profile).
+    pub profile: Option<PathBuf>,
+    /// Run the caption stage (off for transcode-only deployments).
+    pub captions: bool,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            transcode_slots: 1,
+            asr_slots: 1,
+            lease_seconds: 60,
+            max_attempts: 3,
+            retry_backoff_seconds: 10.0,
+            poll_millis: 1000,
+            watch: true,
+            shutdown_grace_seconds: 30,
+            metrics_listen: None,
+            profile: None,
+            captions: true,
+        }
+    }
+}
+
+impl Config {
+    /// The object store URL, defaulting to a directory in the data dir.
+    pub fn store_url(&self) -> String {
+        self.store
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("file:{}", self.data_dir.join("objects").display()))
+    }
+
+    /// The catalog URL, defaulting to SQLite in the data dir.
+    pub fn catalog_url(&self) -> String {
+        self.catalog
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("catalog.db").display()))
+    }
+}
+
+/// `[tagging]`: where the taxonomy comes from.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TaggingConfig {
+    /// A taxonomy TOML to use instead of the built-in `pipelines/taxonomy.toml`.
+    pub taxonomy: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -74,6 +193,14 @@ struct ConfigFile {
     models_dir: Option<PathBuf>,
     #[serde(default)]
     asr: AsrConfig,
+    #[serde(default)]
+    tagging: TaggingConfig,
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    catalog: CatalogConfig,
+    #[serde(default)]
+    worker: WorkerConfig,
 }
 
 impl Config {
@@ -83,6 +210,10 @@ impl Config {
             data_dir: PathBuf::from("stemfeed-data"),
             models_dir: default_models_dir(),
             asr: AsrConfig::default(),
+            tagging: TaggingConfig::default(),
+            store: StoreConfig::default(),
+            catalog: CatalogConfig::default(),
+            worker: WorkerConfig::default(),
         }
     }
 
@@ -103,6 +234,15 @@ impl Config {
         }
         if let Some(dir) = std::env::var_os(ENV_MODELS_DIR) {
             config.models_dir = PathBuf::from(dir);
+        }
+        if let Ok(url) = std::env::var(ENV_STORE_URL) {
+            config.store.url = Some(url);
+        }
+        if let Ok(endpoint) = std::env::var(ENV_S3_ENDPOINT) {
+            config.store.endpoint = Some(endpoint);
+        }
+        if let Ok(url) = std::env::var(ENV_CATALOG_URL) {
+            config.catalog.url = Some(url);
         }
         Ok(config)
     }
@@ -126,6 +266,10 @@ impl Config {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),
             models_dir: file.models_dir.map_or(defaults.models_dir, expand_home),
             asr: file.asr,
+            tagging: file.tagging,
+            store: file.store,
+            catalog: file.catalog,
+            worker: file.worker,
         })
     }
 }
@@ -164,6 +308,8 @@ mod tests {
         assert!(err.contains("data_dri"), "{err}");
         let err = Config::from_toml("[asr]\nthreds = 4").unwrap_err();
         assert!(err.contains("threds"), "{err}");
+        let err = Config::from_toml("[worker]\nleas_seconds = 4").unwrap_err();
+        assert!(err.contains("leas_seconds"), "{err}");
     }
 
     #[test]

@@ -78,8 +78,6 @@ pub struct CaptionSettings {
     pub translate: bool,
     /// Whisper beam size; 1 is greedy decoding.
     pub beam_size: usize,
-    /// Terms for Whisper's vocabulary prompt (until the tagging taxonomy supplies them).
-    pub vocabulary: Vec<String>,
     pub max_line_graphemes: usize,
     pub max_lines: usize,
     pub min_cue_seconds: f64,
@@ -133,8 +131,13 @@ impl Profile {
     }
 
     /// The built-in short-form profile (`pipelines/short-form.toml`).
+    /// The built-in profile's TOML text (a base for custom profiles).
+    pub fn short_form_toml() -> &'static str {
+        include_str!("../../../pipelines/short-form.toml")
+    }
+
     pub fn short_form() -> Self {
-        Self::from_toml(include_str!("../../../pipelines/short-form.toml"))
+        Self::from_toml(Self::short_form_toml())
             .expect("pipelines/short-form.toml is valid (checked by tests)")
     }
 

@@ -1,0 +1,163 @@
+//! Uploads into the system: the object store and catalog a worker or server
+//! opens from the configuration, the in-process submit function, and the
+//! bucket watcher that turns objects under `incoming/` into jobs exactly once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use stemfeed_core::Config;
+use stemfeed_queue::{Catalog, NewVideo, Submitted, source_key};
+use stemfeed_store::{LocalStore, ObjectStore, S3Options, S3Store};
+
+/// Prefix the watcher turns into jobs.
+pub const INCOMING: &str = "incoming/";
+/// An ingest claimed this long ago by a watcher that never finished it is
+/// taken over by another.
+const STALE_INGEST: Duration = Duration::from_secs(600);
+
+/// The configured object store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    let url = config.store_url();
+    if let Some(dir) = url.strip_prefix("file:") {
+        let dir = dir.strip_prefix("//").unwrap_or(dir);
+        return Ok(Arc::new(LocalStore::new(dir)));
+    }
+    let Some(rest) = url.strip_prefix("s3://") else {
+        anyhow::bail!("store.url {url:?}: use file:DIR or s3://BUCKET[/PREFIX]");
+    };
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    anyhow::ensure!(!bucket.is_empty(), "store.url {url:?}: no bucket named");
+    let s = &config.store;
+    let mut opts = S3Options::new(bucket);
+    opts.prefix = prefix.trim_matches('/').to_owned();
+    opts.endpoint = s.endpoint.clone();
+    opts.region = s.region.clone();
+    opts.path_style = s.path_style;
+    opts.multipart_threshold = s.multipart_threshold_mib.max(5) * 1024 * 1024;
+    Ok(Arc::new(S3Store::connect(opts).await))
+}
+
+/// The configured catalog (migrations run on open).
+pub async fn open_catalog(config: &Config) -> anyhow::Result<Arc<Catalog>> {
+    let url = config.catalog_url();
+    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&url)).await??;
+    Ok(Arc::new(catalog))
+}
+
+/// What the submitter says about an upload.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadMeta {
+    pub title: String,
+    pub description: String,
+    pub creator: String,
+    pub language: Option<String>,
+    pub grade: Option<u8>,
+}
+
+fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let n = std::io::copy(&mut file, &mut hasher)?;
+    let digest = hasher.finalize();
+    Ok((digest.iter().map(|b| format!("{b:02x}")).collect(), n))
+}
+
+/// Stores `file` as a new upload (named by its content) and queues its job.
+/// The same content twice is one video: the second call queues nothing.
+pub async fn submit_file(
+    store: &dyn ObjectStore,
+    catalog: &Arc<Catalog>,
+    file: &Path,
+    original_name: &str,
+    meta: &UploadMeta,
+    max_attempts: u32,
+) -> anyhow::Result<Submitted> {
+    if let Some(lang) = &meta.language {
+        crate::process::check_language(lang)?;
+    }
+    let path = file.to_path_buf();
+    let (sha256, size) = tokio::task::spawn_blocking(move || sha256_file(&path))
+        .await?
+        .with_context(|| format!("{}: reading the upload", file.display()))?;
+    let video = NewVideo {
+        sha256,
+        size_bytes: size,
+        original_name: original_name.to_owned(),
+        title: meta.title.clone(),
+        description: meta.description.clone(),
+        creator: meta.creator.clone(),
+        language_hint: meta.language.clone(),
+        grade_hint: meta.grade.filter(|g| (1..=12).contains(g)),
+    };
+    let key = source_key(&video.video_id());
+    // The original is written once and never replaced or deleted.
+    if store.head(&key).await?.is_none() {
+        store.put_file(&key, file).await?;
+    }
+    let c = Arc::clone(catalog);
+    Ok(tokio::task::spawn_blocking(move || c.submit(&video, max_attempts)).await??)
+}
+
+/// One pass over `incoming/`: every object not yet ingested becomes a video
+/// and a job. Watchers on many machines may run this at once; the catalog's
+/// ingest claim lets exactly one of them take each object. A sidecar
+/// `<name>.json` ([`UploadMeta`]) supplies title, description and hints.
+pub async fn scan_incoming(
+    store: &dyn ObjectStore,
+    catalog: &Arc<Catalog>,
+    owner: &str,
+    work: &Path,
+    max_attempts: u32,
+) -> anyhow::Result<usize> {
+    let objects = store.list(INCOMING).await?;
+    let mut ingested = 0;
+    for object in &objects {
+        if object.key.ends_with(".json") {
+            continue;
+        }
+        let (c, key, etag, who) = (
+            Arc::clone(catalog),
+            object.key.clone(),
+            object.etag.clone(),
+            owner.to_owned(),
+        );
+        let won =
+            tokio::task::spawn_blocking(move || c.claim_ingest(&key, &etag, &who, STALE_INGEST))
+                .await??;
+        if !won {
+            continue;
+        }
+        let name = object
+            .key
+            .rsplit('/')
+            .next()
+            .unwrap_or(&object.key)
+            .to_owned();
+        let meta = match store.get_bytes(&format!("{}.json", object.key)).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}.json: invalid upload metadata", object.key))?,
+            Err(e) if e.is_not_found() => UploadMeta::default(),
+            Err(e) => return Err(e.into()),
+        };
+        tokio::fs::create_dir_all(work).await?;
+        let local = work.join(format!("ingest-{}", std::process::id()));
+        store.get_file(&object.key, &local).await?;
+        let submitted = submit_file(store, catalog, &local, &name, &meta, max_attempts).await;
+        let _ = tokio::fs::remove_file(&local).await;
+        let submitted = submitted.with_context(|| format!("ingesting {}", object.key))?;
+        let (c, key, etag, video) = (
+            Arc::clone(catalog),
+            object.key.clone(),
+            object.etag.clone(),
+            submitted.video_id().to_owned(),
+        );
+        tokio::task::spawn_blocking(move || c.finish_ingest(&key, &etag, &video)).await??;
+        tracing::info!(key = %object.key, video = submitted.video_id(), new = matches!(submitted, Submitted::Created { .. }), "ingested");
+        ingested += 1;
+    }
+    Ok(ingested)
+}

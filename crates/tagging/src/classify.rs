@@ -1,0 +1,627 @@
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+
+use crate::grade;
+use crate::taxonomy::{Taxonomy, Terms};
+use crate::text::{self, Token};
+
+/// Where a piece of text came from; titles are written on purpose and count more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Title,
+    Description,
+    Transcript,
+    Translation,
+}
+
+impl Source {
+    fn weight(self) -> f64 {
+        match self {
+            Source::Title => 2.0,
+            Source::Description => 1.0,
+            Source::Transcript => 1.0,
+            Source::Translation => 1.0,
+        }
+    }
+}
+
+/// One caption cue (or any span of text) with its time in the video.
+#[derive(Debug, Clone, Default)]
+pub struct Segment {
+    pub text: String,
+    pub start: Option<f64>,
+    pub end: Option<f64>,
+}
+
+impl Segment {
+    pub fn untimed(text: impl Into<String>) -> Self {
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Everything known about one video's content.
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    pub title: String,
+    pub description: String,
+    /// Spoken language (ISO 639-1), if known.
+    pub language: Option<String>,
+    pub transcript: Vec<Segment>,
+    pub translation: Vec<Segment>,
+    /// The submitter's grade (1–12), used when the video names none.
+    pub grade_hint: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Tags {
+    pub version: u32,
+    pub taxonomy_version: u32,
+    /// True when the video teaches STEM; false flags it off-topic.
+    pub stem: bool,
+    pub off_topic: Option<OffTopicFlag>,
+    /// Subjects with enough evidence, strongest first.
+    pub subjects: Vec<SubjectTag>,
+    pub grade_band: Option<GradeEstimate>,
+    pub hashtags: Vec<String>,
+    pub keywords: Vec<String>,
+    pub evidence: Vec<Evidence>,
+}
+
+impl Tags {
+    /// The top subject id, or `"off-topic"`.
+    pub fn primary_subject(&self) -> &str {
+        match (self.stem, self.subjects.first()) {
+            (true, Some(s)) => &s.id,
+            _ => "off-topic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubjectTag {
+    pub id: String,
+    pub label: String,
+    pub label_ur: String,
+    pub score: f64,
+    pub confidence: f64,
+    pub topics: Vec<TopicTag>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopicTag {
+    pub id: String,
+    pub label: String,
+    pub score: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OffTopicFlag {
+    /// The non-STEM category with the most evidence, if any matched.
+    pub category: Option<String>,
+    pub confidence: f64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradeEstimate {
+    pub id: String,
+    pub label: String,
+    pub grades: [u8; 2],
+    pub confidence: f64,
+    /// "explicit", "hint" or "topics".
+    pub basis: String,
+    /// The words behind an explicit estimate ("class 9", "FSc").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub named_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    /// The lexicon term.
+    pub term: String,
+    /// The words as they appear (normalised).
+    pub matched: String,
+    /// Topic or off-topic category the term counts for.
+    pub counts_for: String,
+    pub source: Source,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<f64>,
+}
+
+/// Below this much STEM evidence a video is not called STEM.
+const MIN_STEM_SCORE: f64 = 1.5;
+/// A subject is tagged (besides the top one) above this share of the top score.
+const SECONDARY_SHARE: f64 = 0.35;
+/// One term cannot carry more than this multiple of its weight.
+const TERM_CAP: f64 = 3.0;
+const MAX_EVIDENCE: usize = 40;
+const MAX_KEYWORDS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Owner {
+    Topic(usize, usize),
+    OffTopic(usize),
+    Band(usize),
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    owner: Owner,
+    term: String,
+    weight: f64,
+}
+
+/// A taxonomy compiled for matching.
+#[derive(Debug, Clone)]
+pub struct Tagger {
+    taxonomy: Taxonomy,
+    index: HashMap<Vec<String>, Vec<Entry>>,
+    longest: usize,
+}
+
+#[derive(Debug)]
+struct Hit<'a> {
+    entry: &'a Entry,
+    matched: String,
+    source: Source,
+    start: Option<f64>,
+    end: Option<f64>,
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+impl Tagger {
+    pub fn new(taxonomy: Taxonomy) -> Self {
+        let mut raw: HashMap<Vec<String>, Vec<(Owner, String)>> = HashMap::new();
+        let mut add = |terms: &Terms, owner: Owner| {
+            for term in terms.all() {
+                let keys = text::term_keys(term);
+                let owners = raw.entry(keys).or_default();
+                if !owners.iter().any(|(o, _)| *o == owner) {
+                    owners.push((owner, term.clone()));
+                }
+            }
+        };
+        for (si, s) in taxonomy.subjects.iter().enumerate() {
+            for (ti, t) in s.topics.iter().enumerate() {
+                add(&t.terms, Owner::Topic(si, ti));
+            }
+        }
+        for (oi, o) in taxonomy.off_topic.iter().enumerate() {
+            add(&o.terms, Owner::OffTopic(oi));
+        }
+        for (bi, b) in taxonomy.grade_bands.iter().enumerate() {
+            add(&b.terms, Owner::Band(bi));
+        }
+        let mut longest = 1;
+        let index = raw
+            .into_iter()
+            .map(|(keys, owners)| {
+                longest = longest.max(keys.len());
+                let content = owners
+                    .iter()
+                    .filter(|(o, _)| !matches!(o, Owner::Band(_)))
+                    .count();
+                // A term shared by n topics/categories is weak evidence for each.
+                let phrase = 1.0 + 0.5 * (keys.len() as f64 - 1.0);
+                let entries = owners
+                    .into_iter()
+                    .map(|(owner, term)| Entry {
+                        weight: if matches!(owner, Owner::Band(_)) {
+                            1.0
+                        } else {
+                            phrase / content as f64
+                        },
+                        owner,
+                        term,
+                    })
+                    .collect();
+                (keys, entries)
+            })
+            .collect();
+        Self {
+            taxonomy,
+            index,
+            longest,
+        }
+    }
+
+    pub fn taxonomy(&self) -> &Taxonomy {
+        &self.taxonomy
+    }
+
+    /// Longest-match scan of one text.
+    fn scan<'a>(&'a self, seg: &Segment, source: Source, hits: &mut Vec<Hit<'a>>) -> Vec<Token> {
+        let tokens = text::tokens(&seg.text);
+        let keys: Vec<&str> = tokens.iter().map(|t| t.key.as_str()).collect();
+        let mut i = 0;
+        while i < keys.len() {
+            let mut step = 1;
+            for len in (1..=self.longest.min(keys.len() - i)).rev() {
+                let probe: Vec<String> = keys[i..i + len].iter().map(|k| (*k).to_owned()).collect();
+                if let Some(entries) = self.index.get(&probe) {
+                    let matched = tokens[i..i + len]
+                        .iter()
+                        .map(|t| t.surface.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" ");
+                    for entry in entries {
+                        hits.push(Hit {
+                            entry,
+                            matched: matched.clone(),
+                            source,
+                            start: seg.start,
+                            end: seg.end,
+                        });
+                    }
+                    step = len;
+                    break;
+                }
+            }
+            i += step;
+        }
+        tokens
+    }
+
+    pub fn tag(&self, doc: &Document) -> Tags {
+        let mut hits = Vec::new();
+        let mut all_tokens = Vec::new();
+        let sources: [(Source, Vec<Segment>); 4] = [
+            (Source::Title, vec![Segment::untimed(doc.title.clone())]),
+            (
+                Source::Description,
+                vec![Segment::untimed(doc.description.clone())],
+            ),
+            (Source::Transcript, doc.transcript.clone()),
+            (Source::Translation, doc.translation.clone()),
+        ];
+        for (source, segments) in &sources {
+            for seg in segments {
+                all_tokens.extend(self.scan(seg, *source, &mut hits));
+            }
+        }
+
+        // Per owner, per term: weighted count per source, log-damped and capped.
+        let mut counts: BTreeMap<(Owner, &str), BTreeMap<Source, usize>> = BTreeMap::new();
+        for h in &hits {
+            *counts
+                .entry((h.entry.owner, h.entry.term.as_str()))
+                .or_default()
+                .entry(h.source)
+                .or_default() += 1;
+        }
+        let weight_of = |owner: Owner, term: &str| {
+            hits.iter()
+                .find(|h| h.entry.owner == owner && h.entry.term == term)
+                .map_or(0.0, |h| h.entry.weight)
+        };
+        let mut owner_score: BTreeMap<Owner, f64> = BTreeMap::new();
+        let mut term_score: BTreeMap<(Owner, &str), f64> = BTreeMap::new();
+        for (&(owner, term), per_source) in &counts {
+            let w = weight_of(owner, term);
+            let raw: f64 = per_source
+                .iter()
+                .map(|(s, &n)| s.weight() * (1.0 + (n as f64).ln()))
+                .sum();
+            let score = w * raw.min(TERM_CAP);
+            term_score.insert((owner, term), score);
+            *owner_score.entry(owner).or_default() += score;
+        }
+
+        let tax = &self.taxonomy;
+        let mut subjects: Vec<SubjectTag> = tax
+            .subjects
+            .iter()
+            .enumerate()
+            .filter_map(|(si, s)| {
+                let mut topics: Vec<TopicTag> = s
+                    .topics
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(ti, t)| {
+                        let score = *owner_score.get(&Owner::Topic(si, ti))?;
+                        Some(TopicTag {
+                            id: t.id.clone(),
+                            label: t.label.clone(),
+                            score,
+                        })
+                    })
+                    .collect();
+                if topics.is_empty() {
+                    return None;
+                }
+                topics.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+                let score = topics.iter().map(|t| t.score).sum();
+                Some(SubjectTag {
+                    id: s.id.clone(),
+                    label: s.label.clone(),
+                    label_ur: s.label_ur.clone(),
+                    score,
+                    confidence: 0.0,
+                    topics,
+                })
+            })
+            .collect();
+        subjects.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+
+        let off = tax
+            .off_topic
+            .iter()
+            .enumerate()
+            .filter_map(|(oi, o)| Some((o, *owner_score.get(&Owner::OffTopic(oi))?)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.id.cmp(&a.0.id)));
+        let off_score = off.map_or(0.0, |(_, s)| s);
+        let stem_best = subjects.first().map_or(0.0, |s| s.score);
+        let total: f64 = subjects.iter().map(|s| s.score).sum::<f64>() + off_score;
+
+        for s in &mut subjects {
+            let share = s.score / total.max(f64::EPSILON);
+            s.confidence = round3(share * (1.0 - (-s.score / 3.0).exp()));
+        }
+        let stem = stem_best >= MIN_STEM_SCORE && stem_best > off_score;
+        let off_topic = (!stem).then(|| {
+            let reason = if stem_best < MIN_STEM_SCORE && off.is_none() {
+                format!("too little STEM vocabulary (score {stem_best:.2}, needs {MIN_STEM_SCORE})")
+            } else if let Some((o, s)) = off.filter(|&(_, s)| s >= stem_best) {
+                format!(
+                    "{} vocabulary (score {s:.2}) outweighs STEM (score {stem_best:.2})",
+                    o.label
+                )
+            } else {
+                format!("too little STEM vocabulary (score {stem_best:.2}, needs {MIN_STEM_SCORE})")
+            };
+            OffTopicFlag {
+                category: off.map(|(o, _)| o.id.clone()),
+                confidence: round3(1.0 - subjects.first().map_or(0.0, |s| s.confidence)),
+                reason,
+            }
+        });
+        if stem {
+            let cut = stem_best * SECONDARY_SHARE;
+            subjects.retain(|s| s.score >= cut);
+        } else {
+            subjects.retain(|s| s.score >= MIN_STEM_SCORE);
+        }
+        for s in &mut subjects {
+            s.score = round3(s.score);
+            for t in &mut s.topics {
+                t.score = round3(t.score);
+            }
+        }
+
+        let grade_band = if stem {
+            self.grade(doc, &all_tokens, &owner_score)
+        } else {
+            None
+        };
+
+        // Evidence for what was decided: the tagged subjects, or the off-topic category.
+        let shown = |owner: Owner| match owner {
+            Owner::Topic(si, _) => stem && subjects.iter().any(|s| s.id == tax.subjects[si].id),
+            Owner::OffTopic(oi) => !stem && off.is_some_and(|(o, _)| o.id == tax.off_topic[oi].id),
+            Owner::Band(_) => false,
+        };
+        let owner_id = |owner: Owner| match owner {
+            Owner::Topic(si, ti) => tax.subjects[si].topics[ti].id.clone(),
+            Owner::OffTopic(oi) => tax.off_topic[oi].id.clone(),
+            Owner::Band(bi) => tax.grade_bands[bi].id.clone(),
+        };
+        let mut evidence: Vec<Evidence> = Vec::new();
+        for h in hits.iter().filter(|h| shown(h.entry.owner)) {
+            let duplicate = evidence
+                .iter()
+                .any(|e| e.term == h.entry.term && e.source == h.source && e.start == h.start);
+            if !duplicate && evidence.len() < MAX_EVIDENCE {
+                evidence.push(Evidence {
+                    term: h.entry.term.clone(),
+                    matched: h.matched.clone(),
+                    counts_for: owner_id(h.entry.owner),
+                    source: h.source,
+                    start: h.start.map(round3),
+                    end: h.end.map(round3),
+                });
+            }
+        }
+
+        let mut hashtags = Vec::new();
+        let mut keywords: Vec<String> = Vec::new();
+        if stem {
+            hashtags.push("#STEMTok".to_owned());
+            for s in &subjects {
+                if let Some(tag) = tax.subject(&s.id).map(|x| x.hashtag.clone()) {
+                    hashtags.push(tag);
+                }
+            }
+            if let Some(t) = subjects.first().and_then(|s| s.topics.first()) {
+                hashtags.push(hashtag(&t.label));
+            }
+            if let Some(lang) = doc.language.as_deref().and_then(language_hashtag) {
+                hashtags.push(lang.to_owned());
+            }
+            for s in &subjects {
+                keywords.push(s.label.clone());
+                keywords.push(s.label_ur.clone());
+                keywords.extend(s.topics.first().map(|t| t.label.clone()));
+            }
+            let mut terms: Vec<(&(Owner, &str), &f64)> =
+                term_score.iter().filter(|((o, _), _)| shown(*o)).collect();
+            terms.sort_by(|a, b| b.1.total_cmp(a.1).then(a.0.1.cmp(b.0.1)));
+            keywords.extend(terms.into_iter().map(|((_, t), _)| (*t).to_owned()));
+            let mut seen = std::collections::HashSet::new();
+            keywords.retain(|k| seen.insert(k.to_lowercase()));
+            keywords.truncate(MAX_KEYWORDS);
+        }
+
+        Tags {
+            version: crate::TAGS_VERSION,
+            taxonomy_version: tax.version,
+            stem,
+            off_topic,
+            subjects,
+            grade_band,
+            hashtags,
+            keywords,
+            evidence,
+        }
+    }
+
+    fn grade(
+        &self,
+        doc: &Document,
+        tokens: &[Token],
+        owner_score: &BTreeMap<Owner, f64>,
+    ) -> Option<GradeEstimate> {
+        let tax = &self.taxonomy;
+        let estimate = |band: &crate::taxonomy::GradeBand,
+                        confidence: f64,
+                        basis: &str,
+                        named_by: Option<String>| {
+            GradeEstimate {
+                id: band.id.clone(),
+                label: band.label.clone(),
+                grades: band.grades,
+                confidence: round3(confidence),
+                basis: basis.to_owned(),
+                named_by,
+            }
+        };
+        // 1. The video names a grade or an exam level.
+        let mut named: BTreeMap<usize, (usize, String)> = BTreeMap::new();
+        for (g, words) in grade::mentions(tokens) {
+            if let Some(bi) = tax
+                .grade_bands
+                .iter()
+                .position(|b| (b.grades[0]..=b.grades[1]).contains(&g))
+            {
+                named.entry(bi).or_insert((0, words)).0 += 1;
+            }
+        }
+        for (owner, score) in owner_score {
+            if let Owner::Band(bi) = owner {
+                let words = tax.grade_bands[*bi]
+                    .terms
+                    .all()
+                    .next()
+                    .cloned()
+                    .unwrap_or_default();
+                named.entry(*bi).or_insert((0, words)).0 += score.round().max(1.0) as usize;
+            }
+        }
+        if let Some((&bi, (_, words))) = named
+            .iter()
+            .max_by(|a, b| a.1.0.cmp(&b.1.0).then(b.0.cmp(a.0)))
+        {
+            return Some(estimate(
+                &tax.grade_bands[bi],
+                0.9,
+                "explicit",
+                Some(words.clone()),
+            ));
+        }
+        // 2. The submitter said.
+        if let Some(band) = doc.grade_hint.and_then(|g| tax.band_of_grade(g)) {
+            return Some(estimate(band, 0.8, "hint", None));
+        }
+        // 3. Where the curriculum teaches the matched topics.
+        let mut votes = vec![0.0; tax.grade_bands.len()];
+        for (owner, score) in owner_score {
+            if let Owner::Topic(si, ti) = owner {
+                for (k, id) in tax.subjects[*si].topics[*ti].grades.iter().enumerate() {
+                    if let Some(bi) = tax.grade_bands.iter().position(|b| &b.id == id) {
+                        votes[bi] += score * if k == 0 { 1.0 } else { 0.6 };
+                    }
+                }
+            }
+        }
+        let total: f64 = votes.iter().sum();
+        let (bi, best) = votes
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(&a.0)))?;
+        (*best > 0.0).then(|| estimate(&tax.grade_bands[bi], best / total, "topics", None))
+    }
+
+    /// Terms for Whisper's vocabulary prompt: the vocabulary of the topics the
+    /// title and description point to, or a spread over all subjects.
+    pub fn vocabulary(
+        &self,
+        title: &str,
+        description: &str,
+        language: Option<&str>,
+    ) -> Vec<String> {
+        let tags = self.tag(&Document {
+            title: title.to_owned(),
+            description: description.to_owned(),
+            ..Document::default()
+        });
+        let urdu = matches!(language, Some("ur"));
+        let mut out: Vec<String> = Vec::new();
+        let topics: Vec<&str> = tags
+            .subjects
+            .iter()
+            .flat_map(|s| s.topics.iter().map(|t| t.id.as_str()))
+            .take(3)
+            .collect();
+        for s in &self.taxonomy.subjects {
+            for (ti, t) in s.topics.iter().enumerate() {
+                if topics.contains(&t.id.as_str()) {
+                    out.extend(t.terms.en.iter().take(10).cloned());
+                    if urdu {
+                        out.extend(t.terms.ur.iter().take(6).cloned());
+                    }
+                } else if topics.is_empty() && ti == 0 {
+                    out.extend(t.terms.en.iter().take(2).cloned());
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|t| seen.insert(t.to_lowercase()));
+        out
+    }
+}
+
+/// "Force and motion" → "#ForceAndMotion".
+fn hashtag(label: &str) -> String {
+    let mut tag = String::from("#");
+    for word in label
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            tag.extend(first.to_uppercase());
+            tag.push_str(chars.as_str());
+        }
+    }
+    tag
+}
+
+fn language_hashtag(language: &str) -> Option<&'static str> {
+    Some(match language {
+        "ur" => "#UrduScience",
+        "pa" => "#PunjabiScience",
+        "sd" => "#SindhiScience",
+        "ps" => "#PashtoScience",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashtags_are_camel_case() {
+        assert_eq!(hashtag("Force and motion"), "#ForceAndMotion");
+        assert_eq!(hashtag("Acids, bases & salts"), "#AcidsBasesSalts");
+    }
+}

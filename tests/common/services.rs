@@ -1,0 +1,253 @@
+//! Real servers on loopback for the scale-out tests, started per test and
+//! stopped when the guard drops: PostgreSQL (Debian's, in a temporary data
+//! directory) and an S3-protocol server (moto, installed by scripts/test.sh
+//! into a virtual environment). A missing server fails the test with the
+//! command that installs it; nothing is skipped.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn wait_for_port(port: u16, what: &str, timeout: Duration) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < timeout,
+            "{what} did not listen on port {port} within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn pg_bindir() -> PathBuf {
+    if let Ok(o) = Command::new("pg_config").arg("--bindir").output()
+        && o.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&o.stdout).trim());
+        if dir.join("initdb").exists() {
+            return dir;
+        }
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("PostgreSQL server not installed: run scripts/setup.sh (Debian package postgresql)")
+}
+
+/// A throwaway PostgreSQL server.
+#[derive(Debug)]
+pub struct Postgres {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    pub port: u16,
+    root: bool,
+}
+
+impl Postgres {
+    pub fn start() -> Self {
+        let bin = pg_bindir();
+        let dir = tempfile::Builder::new()
+            .prefix("stemfeed-pg")
+            .tempdir()
+            .unwrap();
+        let root = is_root();
+        let data = dir.path().join("data");
+        if root {
+            // PostgreSQL refuses to run as root; Debian's package made this user.
+            let ok = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown of the PostgreSQL test directory failed");
+        }
+        let port = free_port();
+        let pg = Self {
+            dir,
+            bin,
+            port,
+            root,
+        };
+        pg.run(
+            "initdb",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "stemfeed",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            pg.dir.path().display()
+        );
+        let log = pg.dir.path().join("log");
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &opts,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
+        wait_for_port(port, "PostgreSQL", Duration::from_secs(30));
+        pg
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let exe = self.bin.join(tool);
+        let mut cmd = if self.root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .expect("running a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A fresh database on this server.
+    pub fn database(&self, name: &str) -> String {
+        let url = format!("postgres://stemfeed@127.0.0.1:{}/postgres", self.port);
+        let mut c = postgres::Client::connect(&url, postgres::NoTls)
+            .expect("connecting to the test PostgreSQL");
+        c.batch_execute(&format!("CREATE DATABASE {name}"))
+            .expect("creating a test database");
+        format!("postgres://stemfeed@127.0.0.1:{}/{name}", self.port)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let exe = self.bin.join("pg_ctl");
+        let mut cmd = if self.root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let _ = cmd
+            .args([
+                "-D",
+                data.to_str().unwrap_or_default(),
+                "-m",
+                "immediate",
+                "-w",
+                "stop",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The moto S3 server.
+#[derive(Debug)]
+pub struct S3Server {
+    child: Child,
+    pub port: u16,
+}
+
+pub const S3_KEY: &str = "stemfeed-test";
+pub const S3_SECRET: &str = "stemfeed-test-secret";
+
+fn moto_server() -> PathBuf {
+    if let Some(p) = std::env::var_os("STEMFEED_MOTO_SERVER") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let p = home.join(".cache/stemfeed/test-venv/bin/moto_server");
+    assert!(
+        p.exists(),
+        "{} not found: run scripts/test.sh (it installs moto[server] for the S3 tests)",
+        p.display()
+    );
+    p
+}
+
+impl S3Server {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting moto_server");
+        wait_for_port(port, "moto_server", Duration::from_secs(60));
+        Self { child, port }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Environment for a `stemfeed` process that talks to this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", S3_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET.to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ]
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[allow(dead_code)]
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}

@@ -1,0 +1,432 @@
+//! The worker pool for real: `stemfeed worker` processes sharing a queue and
+//! an object store. Scale-out runs three workers over PostgreSQL and S3
+//! (moto) on loopback, kills one with SIGKILL mid-job, and checks that every
+//! upload ends processed exactly once with a complete output set; embedded
+//! mode runs two workers over one SQLite file and a local directory.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::services::{Postgres, S3Server, free_port};
+use stemfeed_queue::{Catalog, JobState, NewVideo};
+use stemfeed_store::{LocalStore, ObjectStore, S3Options, S3Store};
+
+const UPLOADS: usize = 30;
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A small profile so thirty jobs fit in a test: one 240p rung.
+fn test_profile(dir: &Path) -> PathBuf {
+    let text = stemfeed_core::Profile::short_form_toml();
+    let head = text
+        .split("[[rungs]]")
+        .next()
+        .unwrap()
+        .replace("name = \"short-form\"", "name = \"test-small\"");
+    let path = dir.join("small.toml");
+    std::fs::write(
+        &path,
+        format!("{head}[[rungs]]\nshort_side = 240\nvideo_kbps = 200\naudio_kbps = 48\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// `n` distinct uploads (same pictures, different container metadata, so
+/// different content hashes), 2 s of 360×640 video with no audio track.
+fn uploads(dir: &Path, n: usize) -> Vec<PathBuf> {
+    let base = common::ffmpeg_make(
+        dir,
+        "base.mp4",
+        &["testsrc2=size=360x640:rate=25:duration=2"],
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    (0..n)
+        .map(|i| {
+            let path = dir.join(format!("clip-{i:02}.mp4"));
+            let out = Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y", "-i"])
+                .arg(&base)
+                .args(["-c", "copy", "-metadata", &format!("title=clip {i}")])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", common::text(&out.stderr));
+            path
+        })
+        .collect()
+}
+
+fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn spawn_worker(
+    config: &Path,
+    id: &str,
+    env: &[(&str, String)],
+    log_dir: &Path,
+    drain: bool,
+) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stemfeed"));
+    cmd.args(["--config"])
+        .arg(config)
+        .args(["worker", "--id", id]);
+    if drain {
+        cmd.arg("--drain");
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log_dir.join(format!("{id}.log"))).unwrap())
+        .spawn()
+        .expect("starting stemfeed worker")
+}
+
+fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn logs(dir: &Path) -> String {
+    let mut out = String::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.path().extension().is_some_and(|x| x == "log") {
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(15).collect();
+            out.push_str(&format!(
+                "--- {}\n{}\n",
+                e.path().display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            ));
+        }
+    }
+    out
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
+
+/// Every file the published manifest names exists under its run.
+async fn check_outputs(store: &dyn ObjectStore, video: &str, dir: &Path) {
+    let bytes = store
+        .get_bytes(&format!("videos/{video}/manifest.json"))
+        .await
+        .unwrap_or_else(|e| panic!("{video}: {e}"));
+    let m: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let base = format!(
+        "videos/{video}/{}",
+        m["base"].as_str().expect("manifest names its run")
+    );
+    let keys: BTreeSet<String> = store
+        .list(&base)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect();
+    let mut named: Vec<String> = vec![
+        "manifest.json".into(),
+        "tags.json".into(),
+        m["hls"]["master"].as_str().unwrap().into(),
+        m["poster"]["path"].as_str().unwrap().into(),
+    ];
+    for r in m["renditions"].as_array().unwrap() {
+        named.push(r["path"].as_str().unwrap().into());
+        named.push(r["hls_playlist"].as_str().unwrap().into());
+    }
+    for rel in &named {
+        assert!(
+            keys.contains(&format!("{base}{rel}")),
+            "{video}: {rel} missing under {base}"
+        );
+    }
+    // The rendition plays.
+    let mp4 = dir.join(format!("{video}.mp4"));
+    store
+        .get_file(
+            &format!("{base}{}", m["renditions"][0]["path"].as_str().unwrap()),
+            &mp4,
+        )
+        .await
+        .unwrap();
+    let d = common::ffprobe_duration(&mp4);
+    assert!((d - 2.0).abs() < 0.2, "{video}: rendition lasts {d} s");
+}
+
+#[test]
+fn three_workers_over_postgres_and_s3_survive_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let pg = Postgres::start();
+    let s3 = S3Server::start();
+    let catalog_url = pg.database("scaleout");
+    let env = s3.env();
+    let runtime = rt();
+    let store = runtime.block_on(async {
+        let mut opts = S3Options::new("media");
+        opts.endpoint = Some(s3.endpoint());
+        opts.path_style = true;
+        opts.credentials = Some((
+            common::services::S3_KEY.into(),
+            common::services::S3_SECRET.into(),
+        ));
+        let store = S3Store::connect(opts).await;
+        store.ensure_bucket().await.unwrap();
+        store
+    });
+
+    // Thirty uploads dropped into incoming/ by another S3 client.
+    let files = uploads(dir.path(), UPLOADS);
+    runtime.block_on(async {
+        for f in &files {
+            let name = f.file_name().unwrap().to_string_lossy();
+            store
+                .put_file(&format!("incoming/{name}"), f)
+                .await
+                .unwrap();
+        }
+    });
+    // And one job whose upload is missing from the store: it always fails.
+    let catalog = Catalog::open(&catalog_url).unwrap();
+    let doomed = NewVideo {
+        sha256: "ab".repeat(32),
+        size_bytes: 1,
+        original_name: "lost.mp4".into(),
+        ..NewVideo::default()
+    };
+    catalog.submit(&doomed, 3).unwrap();
+
+    let profile = test_profile(dir.path());
+    let metrics_port = free_port();
+    let mut workers: Vec<(String, Child)> = (1..=3)
+        .map(|i| {
+            let metrics = if i == 1 { format!("metrics_listen = \"127.0.0.1:{metrics_port}\"\n") } else { String::new() };
+            let config = write_config(
+                dir.path(),
+                &format!("w{i}"),
+                &format!(
+                    "data_dir = \"{data}\"\n[store]\nurl = \"s3://media\"\nendpoint = \"{endpoint}\"\npath_style = true\n[catalog]\nurl = \"{catalog_url}\"\n[worker]\nlease_seconds = 4\npoll_millis = 200\nretry_backoff_seconds = 0.2\nmax_attempts = 3\nshutdown_grace_seconds = 20\nprofile = \"{profile}\"\n{metrics}",
+                    data = dir.path().join(format!("data-w{i}")).display(),
+                    endpoint = s3.endpoint(),
+                    profile = profile.display(),
+                ),
+            );
+            (format!("w{i}"), spawn_worker(&config, &format!("w{i}"), &env, dir.path(), false))
+        })
+        .collect();
+
+    // Kill w2 while it holds a job.
+    let mut victim_job = None;
+    wait_until("w2 to hold a job", Duration::from_secs(120), || {
+        victim_job = catalog
+            .jobs(None)
+            .unwrap()
+            .into_iter()
+            .find(|j| j.lease_owner.as_deref() == Some("w2") && j.state.is_active())
+            .map(|j| j.id);
+        victim_job.is_some()
+    });
+    let (_, mut w2) = workers.remove(1);
+    w2.kill().unwrap();
+    w2.wait().unwrap();
+    let victim_job = victim_job.unwrap();
+
+    let all_settled = || {
+        let jobs = catalog.jobs(None).unwrap();
+        jobs.len() == UPLOADS + 1
+            && jobs.iter().all(|j| {
+                matches!(
+                    j.state,
+                    JobState::InReview | JobState::Dead | JobState::Failed
+                )
+            })
+    };
+    let start = Instant::now();
+    while !all_settled() {
+        assert!(
+            start.elapsed() < Duration::from_secs(420),
+            "jobs did not settle: {:?}\n{}",
+            catalog.counts().unwrap(),
+            logs(dir.path())
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    // Every upload became exactly one job, and each finished once.
+    let jobs = catalog.jobs(None).unwrap();
+    let counts = catalog.counts().unwrap();
+    assert_eq!(
+        counts[&JobState::InReview],
+        UPLOADS as i64,
+        "{counts:?}\n{}",
+        logs(dir.path())
+    );
+    assert_eq!(counts[&JobState::Dead], 1, "{counts:?}");
+    for j in &jobs {
+        let completions = catalog
+            .events(j.id)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "completed")
+            .count();
+        let expected = usize::from(j.state == JobState::InReview);
+        assert_eq!(
+            completions, expected,
+            "job {} completed {completions} times",
+            j.id
+        );
+    }
+    let dead = jobs.iter().find(|j| j.state == JobState::Dead).unwrap();
+    assert_eq!(dead.attempts, 3);
+    let reason = dead.last_error.as_deref().unwrap_or_default();
+    assert!(
+        reason.contains("lost.mp4") && reason.contains("not found"),
+        "dead letter reason: {reason}"
+    );
+
+    // The killed worker's job was taken over and finished by another worker.
+    let events = catalog.events(victim_job).unwrap();
+    let finisher = events
+        .iter()
+        .find(|e| e.kind == "completed")
+        .and_then(|e| e.worker.clone());
+    assert!(
+        finisher.is_some() && finisher.as_deref() != Some("w2"),
+        "victim job events: {events:?}"
+    );
+    assert!(catalog.job(victim_job).unwrap().unwrap().attempts >= 2);
+
+    // Each output set is complete and the renditions play.
+    runtime.block_on(async {
+        for j in jobs.iter().filter(|j| j.state == JobState::InReview) {
+            check_outputs(&store, &j.video_id, dir.path()).await;
+        }
+        // The originals are still there, untouched.
+        let originals = store.list("uploads/").await.unwrap();
+        assert_eq!(originals.len(), UPLOADS);
+    });
+
+    // Metrics show the queue by state.
+    let metrics = http_get(metrics_port, "/metrics");
+    assert!(
+        metrics.contains(&format!("stemfeed_jobs{{state=\"in-review\"}} {UPLOADS}")),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stemfeed_stage_seconds_count{stage=\"transcode\"}"),
+        "{metrics}"
+    );
+
+    // SIGTERM: the remaining workers stop cleanly.
+    for (id, mut child) in workers {
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "{id} exited with {status} after SIGTERM\n{}",
+                    logs(dir.path())
+                );
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{id} did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[test]
+fn embedded_mode_two_watchers_one_job_per_upload() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let files = uploads(dir.path(), 4);
+    let store = LocalStore::new(data.join("objects"));
+    rt().block_on(async {
+        for f in &files {
+            let name = f.file_name().unwrap().to_string_lossy();
+            store
+                .put_file(&format!("incoming/{name}"), f)
+                .await
+                .unwrap();
+        }
+        // The same content under a second name is the same video.
+        store
+            .put_file("incoming/copy-of-clip-00.mp4", &files[0])
+            .await
+            .unwrap();
+    });
+    let profile = test_profile(dir.path());
+    let config = write_config(
+        dir.path(),
+        "embedded",
+        &format!(
+            "data_dir = \"{}\"\n[worker]\npoll_millis = 100\nprofile = \"{}\"\n",
+            data.display(),
+            profile.display()
+        ),
+    );
+    let mut a = spawn_worker(&config, "a", &[], dir.path(), true);
+    let mut b = spawn_worker(&config, "b", &[], dir.path(), true);
+    assert!(a.wait().unwrap().success(), "{}", logs(dir.path()));
+    assert!(b.wait().unwrap().success(), "{}", logs(dir.path()));
+
+    let catalog = Catalog::open(&format!("sqlite:{}", data.join("catalog.db").display())).unwrap();
+    let jobs = catalog.jobs(None).unwrap();
+    assert_eq!(jobs.len(), 4, "{jobs:?}");
+    assert!(
+        jobs.iter().all(|j| j.state == JobState::InReview),
+        "{jobs:?}\n{}",
+        logs(dir.path())
+    );
+    rt().block_on(async {
+        for j in &jobs {
+            check_outputs(&store, &j.video_id, dir.path()).await;
+        }
+    });
+    // Uploads are never deleted.
+    assert_eq!(
+        std::fs::read_dir(data.join("objects/incoming"))
+            .unwrap()
+            .count(),
+        5
+    );
+}
