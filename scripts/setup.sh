@@ -11,8 +11,11 @@ PACKAGES=(
   # Runtime: the elements the pipeline profiles use.
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  # Tests: generated speech, audio measurement, and output verification.
-  espeak-ng sox ffmpeg
+  # Scale-out catalog (and its tests): PostgreSQL server and client.
+  postgresql
+  # Tests: generated speech, audio measurement, output verification, and a
+  # Python virtual environment for the S3-protocol test server.
+  espeak-ng sox ffmpeg python3-venv
   ca-certificates
 )
 

@@ -168,6 +168,35 @@ fn english_speech_is_detected_transcribed_and_timed() {
     );
     let srt = parsed_cues(&out.join(transcript["files"]["srt"].as_str().unwrap()));
     assert_eq!(srt.len(), cues.len());
+    // Tags: the spoken subject, with evidence timed inside the video.
+    assert_eq!(manifest["tags"]["file"], "tags.json");
+    let tags: Value =
+        serde_json::from_slice(&std::fs::read(out.join("tags.json")).unwrap()).unwrap();
+    assert_eq!(tags["stem"], true, "{tags}");
+    let subjects: Vec<&str> = tags["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(
+        matches!(subjects.first(), Some(&"physics" | &"biology")),
+        "{subjects:?}"
+    );
+    let timed = tags["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["source"] == "transcript")
+        .expect("transcript evidence");
+    assert!(timed["start"].as_f64().unwrap() <= duration, "{timed}");
+    assert!(
+        tags["hashtags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "#STEMTok")
+    );
     // HLS players find the track.
     let master = std::fs::read_to_string(out.join("hls/master.m3u8")).unwrap();
     assert!(
@@ -222,6 +251,47 @@ fn urdu_speech_is_detected_and_written_in_arabic_script_right_to_left() {
         out.join(translation["files"]["vtt"].as_str().unwrap())
             .is_file()
     );
+    // Tags are written for every processed video. (The base model's
+    // transcript of espeak's Urdu is too garbled to carry subject terms, so
+    // the subject is checked by re-tagging with an Urdu title instead.)
+    let tags: Value =
+        serde_json::from_slice(&std::fs::read(out.join("tags.json")).unwrap()).unwrap();
+    assert_eq!(tags["stem"], manifest["tags"]["stem"]);
+    let retag = common::run(common::stemfeed().arg("tag").arg(&out).args([
+        "--title",
+        "نیوٹن کا دوسرا قانون: قوت اور اسراع",
+        "--grade",
+        "9",
+    ]));
+    assert!(retag.status.success(), "{}", common::text(&retag.stderr));
+    let tags: Value =
+        serde_json::from_slice(&std::fs::read(out.join("tags.json")).unwrap()).unwrap();
+    assert_eq!(tags["subjects"][0]["id"], "physics", "{tags}");
+    assert!(
+        tags["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["source"] == "title"
+                && e["term"]
+                    .as_str()
+                    .unwrap()
+                    .chars()
+                    .any(|c| ('\u{0600}'..='\u{06FF}').contains(&c))),
+        "{tags}"
+    );
+    assert!(
+        tags["hashtags"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h == "#UrduScience"),
+        "{tags}"
+    );
+    assert_eq!(tags["grade_band"]["id"], "secondary", "{tags}");
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["tags"]["subject"], "physics");
 }
 
 #[test]
@@ -317,6 +387,14 @@ fn silence_and_music_produce_no_cues() {
             .map(|t| t["cues"].as_u64().unwrap())
             .sum();
         assert_eq!(cues, 0, "{}: {}", input.display(), manifest["captions"]);
+        // Nothing said, no title: not taught as STEM, and the tags say why.
+        assert_eq!(manifest["tags"]["stem"], false, "{}", manifest["tags"]);
+        assert!(
+            manifest["tags"]["off_topic"]
+                .as_str()
+                .unwrap()
+                .contains("STEM vocabulary")
+        );
     }
 }
 

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Real servers on loopback for the scale-out tests, started per test and
 //! stopped when the guard drops: PostgreSQL (Debian's, in a temporary data
 //! directory) and an S3-protocol server (moto, installed by scripts/test.sh

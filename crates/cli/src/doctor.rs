@@ -33,6 +33,7 @@ pub fn run(args: &DoctorArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let mut checks = vec![check_gstreamer()];
     checks.extend(check_models(config, args.deep));
     checks.push(check_store(&config.data_dir));
+    checks.extend(check_queue(config));
     checks.push(check_gpu(config));
     let mut failed = 0;
     for c in &checks {
@@ -191,6 +192,84 @@ fn check_store(data_dir: &Path) -> Check {
             ),
         },
     }
+}
+
+/// The configured object store answers a listing and the catalog opens
+/// (running its migrations) and counts its jobs.
+fn check_queue(config: &Config) -> Vec<Check> {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return Vec::new();
+    };
+    runtime.block_on(async {
+        let store = match stemfeed_server::ingest::open_store(config).await {
+            Ok(s) => match s.list(stemfeed_server::ingest::INCOMING).await {
+                Ok(objects) => Check {
+                    area: "objects",
+                    status: Status::Ok,
+                    detail: format!(
+                        "{}: {} upload(s) waiting in incoming/",
+                        s.describe(),
+                        objects.len()
+                    ),
+                    fix: None,
+                },
+                Err(e) => Check {
+                    area: "objects",
+                    status: Status::Fail,
+                    detail: format!("{}: {e}", s.describe()),
+                    fix: Some("check [store] url/endpoint and the AWS_* credentials".into()),
+                },
+            },
+            Err(e) => Check {
+                area: "objects",
+                status: Status::Fail,
+                detail: format!("{e:#}"),
+                fix: Some("set [store] url to file:DIR or s3://BUCKET".into()),
+            },
+        };
+        let queue = match stemfeed_server::ingest::open_catalog(config).await {
+            Ok(c) => match tokio::task::spawn_blocking(move || {
+                c.counts().map(|n| (c.describe().to_owned(), n))
+            })
+            .await
+            {
+                Ok(Ok((url, counts))) => Check {
+                    area: "queue",
+                    status: Status::Ok,
+                    detail: format!(
+                        "{url}: {} queued, {} running, {} in review, {} dead",
+                        counts[&stemfeed_queue::JobState::Queued],
+                        stemfeed_queue::JobState::ACTIVE
+                            .iter()
+                            .map(|s| counts[s])
+                            .sum::<i64>(),
+                        counts[&stemfeed_queue::JobState::InReview],
+                        counts[&stemfeed_queue::JobState::Dead],
+                    ),
+                    fix: None,
+                },
+                other => Check {
+                    area: "queue",
+                    status: Status::Fail,
+                    detail: format!("{other:?}"),
+                    fix: Some("check [catalog] url".into()),
+                },
+            },
+            Err(e) => Check {
+                area: "queue",
+                status: Status::Fail,
+                detail: format!("{e:#}"),
+                fix: Some(
+                    "check [catalog] url (sqlite:PATH or postgres://…) and that the server is up"
+                        .into(),
+                ),
+            },
+        };
+        vec![store, queue]
+    })
 }
 
 fn check_gpu(config: &Config) -> Check {

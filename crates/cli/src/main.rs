@@ -10,7 +10,7 @@ use stemfeed_core::Config;
 mod captioning;
 mod captions_cmd;
 mod doctor;
-mod ingest;
+mod jobs_cmd;
 mod metrics;
 mod models_cmd;
 mod pipeline;
@@ -56,6 +56,9 @@ enum Command {
     Probe(probe_cmd::ProbeArgs),
     /// Tag a processed video (subject, topic, grade band, off-topic) and rewrite tags.json.
     Tag(tagging_cmd::TagArgs),
+    /// Submit uploads and inspect or cancel jobs in the queue.
+    #[command(subcommand)]
+    Jobs(jobs_cmd::JobsCommand),
     /// Run jobs from the queue (and turn uploads under incoming/ into jobs) until stopped.
     Worker(worker::WorkerArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
@@ -86,6 +89,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Probe(args) => probe_cmd::run(&args),
         Command::Process(args) => process::run(&args, &config),
         Command::Tag(args) => tagging_cmd::run(&args, &config),
+        Command::Jobs(cmd) => jobs_cmd::run(cmd, &config),
         Command::Worker(args) => worker::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
     }

@@ -38,18 +38,10 @@ pub struct ProcessArgs {
     no_captions: bool,
 }
 
-/// An ISO 639-1 code, as the submitter's hint must be.
-pub fn check_language(lang: &str) -> anyhow::Result<()> {
-    if lang.len() != 2 || !lang.bytes().all(|b| b.is_ascii_lowercase()) {
-        anyhow::bail!("language {lang:?}: use an ISO 639-1 code such as ur, en, pa, sd, ps");
-    }
-    Ok(())
-}
-
 pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let profile = load_profile(args.profile.as_deref())?;
     if let Some(lang) = &args.language {
-        check_language(lang)?;
+        stemfeed_server::ingest::check_language(lang)?;
     }
     let tagger = crate::tagging_cmd::tagger(config)?;
     let job = pipeline::Job {

@@ -82,8 +82,8 @@ async fn main_loop(args: &WorkerArgs, config: Config) -> anyhow::Result<ExitCode
         .id
         .clone()
         .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
-    let catalog = crate::ingest::open_catalog(&config).await?;
-    let store = crate::ingest::open_store(&config).await?;
+    let catalog = stemfeed_server::ingest::open_catalog(&config).await?;
+    let store = stemfeed_server::ingest::open_store(&config).await?;
     let profile = crate::probe_cmd::load_profile(w.profile.as_deref())?;
     let tagger = crate::tagging_cmd::tagger(&config)?;
     let metrics = Arc::new(Metrics::default());
@@ -140,7 +140,7 @@ async fn main_loop(args: &WorkerArgs, config: Config) -> anyhow::Result<ExitCode
         }
         if w.watch && last_scan.is_none_or(|t| t.elapsed() >= poll) {
             last_scan = Some(Instant::now());
-            if let Err(e) = crate::ingest::scan_incoming(
+            if let Err(e) = stemfeed_server::ingest::scan_incoming(
                 &*shared.store,
                 &shared.catalog,
                 &shared.id,

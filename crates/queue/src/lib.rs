@@ -18,7 +18,10 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub mod db;
+mod review;
 mod schema;
+
+pub use review::{CaptionVersion, Decision, Role, Session, Upload};
 
 use db::{Conn, Dialect, PgConn, Pool, Row, SqliteConn};
 

@@ -5,9 +5,10 @@ use crate::QueueError;
 use crate::db::{Conn, Dialect};
 
 /// (version, statements). Append; never edit a released migration.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE videos (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE videos (
         id TEXT PRIMARY KEY,
         sha256 TEXT NOT NULL UNIQUE,
         source_key TEXT NOT NULL,
@@ -58,7 +59,67 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         done BIGINT NOT NULL,
         PRIMARY KEY (key, etag)
     );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        user_name TEXT NOT NULL REFERENCES users (name),
+        csrf TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        token_hash TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        length BIGINT NOT NULL,
+        received BIGINT NOT NULL,
+        metadata TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        video_id TEXT
+    );
+    CREATE TABLE caption_versions (
+        id {SERIAL},
+        video_id TEXT NOT NULL REFERENCES videos (id),
+        track TEXT NOT NULL,
+        version BIGINT NOT NULL,
+        author TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        cues TEXT NOT NULL,
+        UNIQUE (video_id, track, version)
+    );
+    CREATE TABLE tag_versions (
+        id {SERIAL},
+        video_id TEXT NOT NULL REFERENCES videos (id),
+        version BIGINT NOT NULL,
+        author TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        tags TEXT NOT NULL,
+        UNIQUE (video_id, version)
+    );
+    CREATE TABLE decisions (
+        id {SERIAL},
+        video_id TEXT NOT NULL REFERENCES videos (id),
+        decision TEXT NOT NULL,
+        reason TEXT,
+        author TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );",
+    ),
+];
 
 pub fn migrate(c: &mut dyn Conn, dialect: Dialect) -> Result<(), QueueError> {
     c.batch("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_ms BIGINT NOT NULL)")?;

@@ -65,6 +65,19 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     async fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// A description for logs ("file:///data/objects", "s3://bucket at http://…").
     fn describe(&self) -> String;
+    /// A time-limited URL a client can GET the object from directly, where
+    /// the backend has them (S3).
+    async fn presign_get(
+        &self,
+        _key: &str,
+        _ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+    /// The file holding the object, where the backend is a directory.
+    fn local_path(&self, _key: &str) -> Option<std::path::PathBuf> {
+        None
+    }
 }
 
 /// Rejects keys that could escape a local root or mean different objects on

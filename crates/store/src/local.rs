@@ -200,4 +200,8 @@ impl ObjectStore for LocalStore {
     fn describe(&self) -> String {
         format!("local directory {}", self.root.display())
     }
+
+    fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.path_of(key).ok()
+    }
 }

@@ -390,6 +390,25 @@ impl ObjectStore for S3Store {
             .map_err(|e| remote(key, "delete", e))
     }
 
+    async fn presign_get(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let full = self.full(key)?;
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(ttl)
+            .map_err(|e| remote(key, "presign", e))?;
+        let req = self
+            .client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(&full)
+            .presigned(config)
+            .await
+            .map_err(|e| remote(key, "presign", e))?;
+        Ok(Some(req.uri().to_owned()))
+    }
+
     fn describe(&self) -> String {
         format!(
             "s3://{}/{} at {}",

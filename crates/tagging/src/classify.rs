@@ -572,14 +572,13 @@ impl Tagger {
             .take(3)
             .collect();
         for s in &self.taxonomy.subjects {
-            for (ti, t) in s.topics.iter().enumerate() {
-                if topics.contains(&t.id.as_str()) {
-                    out.extend(t.terms.en.iter().take(10).cloned());
-                    if urdu {
-                        out.extend(t.terms.ur.iter().take(6).cloned());
-                    }
-                } else if topics.is_empty() && ti == 0 {
-                    out.extend(t.terms.en.iter().take(2).cloned());
+            if topics.is_empty() {
+                out.extend(s.prompt.iter().cloned());
+            }
+            for t in s.topics.iter().filter(|t| topics.contains(&t.id.as_str())) {
+                out.extend(t.terms.en.iter().take(10).cloned());
+                if urdu {
+                    out.extend(t.terms.ur.iter().take(6).cloned());
                 }
             }
         }

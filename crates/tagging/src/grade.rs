@@ -20,6 +20,11 @@ const ENGLISH_ORDINALS: &[&str] = &[
     "eleventh", "twelfth",
 ];
 
+const ENGLISH_CARDINALS: &[&str] = &[
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve",
+];
+
 /// Urdu ordinals in the folded spelling [`crate::text::tokens`] produces.
 const URDU_ORDINALS: &[&str] = &[
     "پہلی",
@@ -53,6 +58,7 @@ fn grade_number(token: &str) -> Option<u8> {
     ENGLISH_ORDINALS
         .iter()
         .chain(URDU_ORDINALS)
+        .chain(ENGLISH_CARDINALS)
         .position(|w| {
             *w == folded
                 || crate::text::tokens(w)
@@ -99,6 +105,7 @@ mod tests {
         assert_eq!(grades("for class 9 students"), [9]);
         assert_eq!(grades("10th class ka chapter"), [10]);
         assert_eq!(grades("ninth grade physics"), [9]);
+        assert_eq!(grades("the lesson of class nine"), [9]);
         assert_eq!(grades("نویں جماعت کے طلبہ"), [9]);
         assert_eq!(grades("جماعت ۵ کی ریاضی"), [5]);
         assert_eq!(grades("9ویں کلاس"), [9]);

@@ -69,6 +69,10 @@ pub struct Subject {
     pub label: String,
     pub label_ur: String,
     pub hashtag: String,
+    /// Terms for Whisper's vocabulary prompt when the title and description
+    /// point to no topic.
+    #[serde(default)]
+    pub prompt: Vec<String>,
     pub topics: Vec<Topic>,
 }
 

@@ -96,6 +96,10 @@ fn subject_accuracy_and_off_topic_recall_on_the_evaluation_set() {
             grade_hint: None,
         };
         let tags = tagger.tag(&doc);
+        // STEMFEED_EVAL_SHOW=id,id prints the whole tags.json of those cases.
+        if std::env::var("STEMFEED_EVAL_SHOW").is_ok_and(|v| v.split(',').any(|x| x == c.id)) {
+            println!("{}: {}", c.id, serde_json::to_string_pretty(&tags).unwrap());
+        }
         let got = tags.primary_subject();
         let ok = got == c.subject;
         by_style.entry(c.style.as_str()).or_default().add(ok);

@@ -48,9 +48,11 @@ pub async fn open_catalog(config: &Config) -> anyhow::Result<Arc<Catalog>> {
 }
 
 /// What the submitter says about an upload.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UploadMeta {
+    /// Original file name (display only; keys are content hashes).
+    pub filename: String,
     pub title: String,
     pub description: String,
     pub creator: String,
@@ -58,7 +60,28 @@ pub struct UploadMeta {
     pub grade: Option<u8>,
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
+/// An ISO 639-1 code, as a submitter's language hint must be.
+pub fn check_language(lang: &str) -> anyhow::Result<()> {
+    if lang.len() != 2 || !lang.bytes().all(|b| b.is_ascii_lowercase()) {
+        anyhow::bail!("language {lang:?}: use an ISO 639-1 code such as ur, en, pa, sd, ps");
+    }
+    Ok(())
+}
+
+/// A display name from whatever a client sent: the last path component, no
+/// control characters, at most 200 characters. Never used as a path.
+pub fn clean_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let cleaned = cleaned.trim().trim_start_matches('.').to_owned();
+    if cleaned.is_empty() {
+        "upload".to_owned()
+    } else {
+        cleaned
+    }
+}
+
+pub fn sha256_file(path: &Path) -> std::io::Result<(String, u64)> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let n = std::io::copy(&mut file, &mut hasher)?;
@@ -77,7 +100,7 @@ pub async fn submit_file(
     max_attempts: u32,
 ) -> anyhow::Result<Submitted> {
     if let Some(lang) = &meta.language {
-        crate::process::check_language(lang)?;
+        check_language(lang)?;
     }
     let path = file.to_path_buf();
     let (sha256, size) = tokio::task::spawn_blocking(move || sha256_file(&path))

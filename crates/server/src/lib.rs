@@ -1,0 +1,226 @@
+//! The service side of stemfeed, without GStreamer or whisper.cpp: ingest
+//! (content-addressed uploads, the `incoming/` watcher), the HTTP server
+//! (tus 1.0 resumable uploads, status, the curator review UI, media with
+//! HTTP ranges, and the published JSON Feed), and accounts.
+
+pub mod auth;
+pub mod ingest;
+
+mod feed;
+mod media;
+mod tus;
+mod ui;
+mod view;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use stemfeed_queue::{Catalog, Role};
+use stemfeed_store::ObjectStore;
+use stemfeed_tagging::Tagger;
+
+pub use auth::Caller;
+
+/// Shared state of the server.
+#[derive(Debug)]
+pub struct App {
+    pub catalog: Arc<Catalog>,
+    pub store: Arc<dyn ObjectStore>,
+    pub tagger: Tagger,
+    /// Where partial uploads are kept until complete.
+    pub upload_dir: PathBuf,
+    /// Largest upload accepted, in bytes.
+    pub max_upload_bytes: u64,
+    /// Attempts a submitted job gets.
+    pub max_attempts: u32,
+}
+
+/// An error response: status and a message for the caller.
+#[derive(Debug)]
+pub struct ApiError(pub StatusCode, pub String);
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self(status, message.into())
+    }
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        tracing::error!("internal error: {e}");
+        Self(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal error: {e}"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({ "error": self.1 });
+        (
+            self.0,
+            [("content-type", "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+impl From<stemfeed_queue::QueueError> for ApiError {
+    fn from(e: stemfeed_queue::QueueError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<stemfeed_store::StoreError> for ApiError {
+    fn from(e: stemfeed_store::StoreError) -> Self {
+        if e.is_not_found() {
+            ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+        } else {
+            ApiError::internal(e)
+        }
+    }
+}
+
+impl App {
+    /// Runs a catalog call on a blocking thread (the PostgreSQL client blocks).
+    pub async fn db<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Catalog) -> Result<T, stemfeed_queue::QueueError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let c = Arc::clone(&self.catalog);
+        tokio::task::spawn_blocking(move || f(&c))
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::from)
+    }
+
+    /// The caller behind a bearer token or a session cookie.
+    pub async fn caller(&self, headers: &HeaderMap) -> Result<Option<Caller>, ApiError> {
+        if let Some(token) = auth::bearer(headers) {
+            let h = auth::token_hash(&token);
+            return Ok(self
+                .db(move |c| c.api_token(&h))
+                .await?
+                .map(|(name, role)| Caller {
+                    name,
+                    role,
+                    csrf: None,
+                }));
+        }
+        if let Some(cookie) = auth::session_cookie(headers) {
+            let h = auth::token_hash(&cookie);
+            return Ok(self.db(move |c| c.session(&h)).await?.map(|s| Caller {
+                name: s.user,
+                role: s.role,
+                csrf: Some(s.csrf),
+            }));
+        }
+        Ok(None)
+    }
+
+    /// The caller, if allowed `role`: 401 without credentials, 403 with the wrong role.
+    pub async fn require(&self, headers: &HeaderMap, role: Role) -> Result<Caller, ApiError> {
+        match self.caller(headers).await? {
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "log in or send an API token",
+            )),
+            Some(c) if c.role.allows(role) => Ok(c),
+            Some(c) => Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "{} is a {} and this needs a {}",
+                    c.name,
+                    c.role.as_str(),
+                    role.as_str()
+                ),
+            )),
+        }
+    }
+}
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/feed.json", get(feed::json_feed))
+        .route("/api/feed", get(feed::api_feed))
+        .route("/api/uploads", post(tus::create).options(tus::options))
+        .route(
+            "/api/uploads/{id}",
+            axum::routing::head(tus::head).patch(tus::patch),
+        )
+        .route("/api/videos/{id}", get(feed::status))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/review") }),
+        )
+        .route("/login", get(ui::login_page).post(ui::login))
+        .route("/logout", post(ui::logout))
+        .route("/review", get(ui::queue))
+        .route("/review/{video}", get(ui::video_page))
+        .route("/review/{video}/captions/{track}", post(ui::save_captions))
+        .route(
+            "/review/{video}/captions/{track}/decision",
+            post(ui::track_decision),
+        )
+        .route("/review/{video}/tags", post(ui::save_tags))
+        .route("/review/{video}/decision", post(ui::video_decision))
+        .route("/media/{video}/{*path}", get(media::media))
+        .route("/captions/{video}/{file}", get(media::captions))
+        .route(
+            "/static/review.js",
+            get(|| async {
+                (
+                    [("content-type", "text/javascript")],
+                    include_str!("../static/review.js"),
+                )
+            }),
+        )
+        .route(
+            "/static/review.css",
+            get(|| async {
+                (
+                    [("content-type", "text/css")],
+                    include_str!("../static/review.css"),
+                )
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(app)
+}
+
+/// `ms` since the epoch as RFC 3339 (UTC).
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::rfc3339(1_795_000_000_000), "2026-11-18T11:06:40Z");
+    }
+}

@@ -1,0 +1,794 @@
+//! The curator's web UI: server-rendered HTML with a little JavaScript, no
+//! build step. Login (session cookie + CSRF token on every form), the review
+//! queue (weakest captions first), and the video page: player, caption
+//! tracks with the cue list beside it (low-confidence words marked, Urdu
+//! right-to-left in a Nastaliq font), inline editing of text and timing,
+//! approve/reject per track and per video, tag editing. Every edit is a new
+//! version (who, when) and is re-exported to WebVTT/SRT/JSON in the store.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde_json::{Value, json};
+use stemfeed_captions::{Cue, bidi};
+use stemfeed_queue::{JobState, Role};
+
+use crate::view::{self, TrackView, VideoView};
+use crate::{ApiError, App, Caller, auth};
+
+type FormData = Form<HashMap<String, String>>;
+
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
+    let nav = match caller {
+        Some(c) => format!(
+            "<nav><a href=\"/review\">Review queue</a> <a href=\"/feed.json\">Feed</a> <span class=\"who\">{} ({})</span>\
+             <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Log out</button></form></nav>",
+            esc(&c.name),
+            c.role.as_str(),
+            esc(c.csrf.as_deref().unwrap_or_default())
+        ),
+        None => String::new(),
+    };
+    Html(format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · stemfeed</title><link rel=\"stylesheet\" href=\"/static/review.css\"></head><body>{nav}<main>{body}</main>\
+         <script src=\"/static/review.js\"></script></body></html>",
+        esc(title)
+    ))
+}
+
+/// The signed-in curator, or the response that sends a browser to log in.
+async fn curator(app: &App, headers: &HeaderMap) -> Result<Caller, Response> {
+    match app.caller(headers).await {
+        Ok(Some(c)) if c.role.allows(Role::Curator) => Ok(c),
+        Ok(Some(c)) => Err((
+            StatusCode::FORBIDDEN,
+            page(
+                "Forbidden",
+                Some(&c),
+                "<h1>Forbidden</h1><p>This page is for curators.</p>",
+            ),
+        )
+            .into_response()),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// A curator whose form carries the session's CSRF token.
+async fn curator_form(
+    app: &App,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<Caller, Response> {
+    let c = curator(app, headers).await?;
+    let sent = form.get("csrf").map(String::as_str).unwrap_or_default();
+    match &c.csrf {
+        Some(expected) if auth::same(expected, sent) => Ok(c),
+        Some(_) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "missing or wrong CSRF token; reload the page",
+        )
+        .into_response()),
+        // API tokens are not sent by browsers on their own: no CSRF risk.
+        None => Ok(c),
+    }
+}
+
+pub async fn login_page() -> Html<String> {
+    page(
+        "Log in",
+        None,
+        "<h1>stemfeed review</h1><form method=\"post\" action=\"/login\" class=\"login\">\
+         <label>Name <input name=\"name\" id=\"name\" autocomplete=\"username\" required></label>\
+         <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
+         <button id=\"login\">Log in</button></form>",
+    )
+}
+
+pub async fn login(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    // Login CSRF: a cross-site form post carries another Origin.
+    if let (Some(origin), Some(host)) = (
+        headers.get("origin").and_then(|v| v.to_str().ok()),
+        headers.get("host").and_then(|v| v.to_str().ok()),
+    ) && origin != "null"
+        && !origin.ends_with(&format!("//{host}"))
+    {
+        return ApiError::new(StatusCode::FORBIDDEN, "cross-site login refused").into_response();
+    }
+    let name = form.get("name").cloned().unwrap_or_default();
+    let password = form.get("password").cloned().unwrap_or_default();
+    let n = name.clone();
+    let user = match app.db(move |c| c.user(&n)).await {
+        Ok(u) => u,
+        Err(e) => return e.into_response(),
+    };
+    let ok = match user {
+        Some((hash, _)) => {
+            tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
+                .await
+                .unwrap_or(false)
+        }
+        None => false,
+    };
+    if !ok {
+        return (StatusCode::UNAUTHORIZED, page("Log in", None, "<h1>Log in</h1><p class=\"error\">Wrong name or password.</p><p><a href=\"/login\">Try again</a></p>")).into_response();
+    }
+    let token = auth::random_token();
+    let (h, csrf, n) = (auth::token_hash(&token), auth::random_token(), name.clone());
+    if let Err(e) = app
+        .db(move |c| c.create_session(&h, &n, &csrf, std::time::Duration::from_secs(12 * 3600)))
+        .await
+    {
+        return e.into_response();
+    }
+    tracing::info!(user = %name, "logged in");
+    (
+        StatusCode::SEE_OTHER,
+        [
+            ("location", "/review".to_owned()),
+            (
+                "set-cookie",
+                format!(
+                    "{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200",
+                    auth::SESSION_COOKIE
+                ),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+pub async fn logout(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let Some(cookie) = auth::session_cookie(&headers) else {
+        return Redirect::to("/login").into_response();
+    };
+    if let Ok(Some(c)) = app.caller(&headers).await
+        && c.csrf.as_deref().is_some_and(|t| {
+            auth::same(t, form.get("csrf").map(String::as_str).unwrap_or_default())
+        })
+    {
+        let h = auth::token_hash(&cookie);
+        let _ = app.db(move |c| c.delete_session(&h)).await;
+    }
+    (
+        StatusCode::SEE_OTHER,
+        [
+            ("location", "/login".to_owned()),
+            (
+                "set-cookie",
+                format!("{}=; Path=/; Max-Age=0", auth::SESSION_COOKIE),
+            ),
+        ],
+    )
+        .into_response()
+}
+
+fn state_filter(s: &str) -> Vec<JobState> {
+    match s {
+        "approved" => vec![JobState::Approved],
+        "rejected" => vec![JobState::Rejected],
+        "all" => vec![JobState::InReview, JobState::Approved, JobState::Rejected],
+        _ => vec![JobState::InReview],
+    }
+}
+
+pub async fn queue(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let caller = match curator(&app, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let status = q
+        .get("status")
+        .map_or("in-review", String::as_str)
+        .to_owned();
+    let language = q.get("language").cloned().unwrap_or_default();
+    let subject = q.get("subject").cloned().unwrap_or_default();
+    let states = state_filter(&status);
+    let videos = match app.db(move |c| c.videos_in(&states)).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let mut views = Vec::new();
+    for (video, _) in videos {
+        if let Ok(v) = view::load(&app, &video.id).await {
+            let lang_ok = language.is_empty() || v.language().as_deref() == Some(language.as_str());
+            let subject_ok = subject.is_empty() || v.subject().as_deref() == Some(subject.as_str());
+            if lang_ok && subject_ok {
+                views.push(v);
+            }
+        }
+    }
+    // Weakest captions first: they need a curator most.
+    views.sort_by(|a, b| {
+        a.weakest_confidence()
+            .total_cmp(&b.weakest_confidence())
+            .then(a.video.id.cmp(&b.video.id))
+    });
+    let mut rows = String::new();
+    for v in &views {
+        let title = if v.video.title.is_empty() {
+            &v.video.original_name
+        } else {
+            &v.video.title
+        };
+        let _ = write!(
+            rows,
+            "<tr class=\"video-row\" data-video=\"{id}\"><td><a href=\"/review/{id}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
+            esc(title),
+            esc(&v.language().unwrap_or_default()),
+            esc(&v.subject().unwrap_or_else(|| "off-topic".into())),
+            v.tracks
+                .iter()
+                .map(|t| format!("{} {}", esc(&t.track), esc(&t.status)))
+                .collect::<Vec<_>>()
+                .join("<br>"),
+            v.weakest_confidence(),
+            v.job.state.as_str(),
+            id = esc(&v.video.id),
+        );
+    }
+    let options = |name: &str, values: &[&str], current: &str| {
+        let mut s = format!("<select name=\"{name}\"><option value=\"\">any {name}</option>");
+        for v in values {
+            let sel = if *v == current { " selected" } else { "" };
+            let _ = write!(s, "<option{sel}>{v}</option>");
+        }
+        s + "</select>"
+    };
+    let subjects: Vec<&str> = app
+        .tagger
+        .taxonomy()
+        .subjects
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    let body = format!(
+        "<h1>Review queue</h1><form method=\"get\" class=\"filters\">{}{}{}<button>Filter</button></form>\
+         <table id=\"queue\"><thead><tr><th>Video</th><th>Language</th><th>Subject</th><th>Caption tracks</th><th>Weakest confidence</th><th>State</th></tr></thead><tbody>{rows}</tbody></table>\
+         <p class=\"note\">{} video(s), weakest captions first.</p>",
+        options(
+            "status",
+            &["in-review", "approved", "rejected", "all"],
+            &status
+        )
+        .replace("any status", "in-review"),
+        options("language", &["ur", "en", "pa", "sd", "ps"], &language),
+        options("subject", &subjects, &subject),
+        views.len()
+    );
+    page("Review queue", Some(&caller), &body).into_response()
+}
+
+fn fmt_time(t: f64) -> String {
+    format!("{t:.3}")
+}
+
+/// Cue text with low-confidence words marked.
+fn marked_words(cue: &Cue) -> String {
+    if cue.words.is_empty() {
+        return esc(&bidi::strip_marks(&cue.text));
+    }
+    cue.words
+        .iter()
+        .map(|w| {
+            let text = esc(bidi::strip_marks(&w.text).trim());
+            if w.probability < 0.5 {
+                format!(
+                    "<mark title=\"confidence {:.2}\">{text}</mark>",
+                    w.probability
+                )
+            } else {
+                text
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String {
+    let rtl = bidi::is_rtl_language(&t.language);
+    let dir = if rtl {
+        " dir=\"rtl\" class=\"rtl\""
+    } else {
+        " dir=\"ltr\""
+    };
+    let mut rows = String::new();
+    for (i, c) in t.cues.iter().enumerate() {
+        let low = c.confidence.is_some_and(|x| x < 0.6);
+        let _ = write!(
+            rows,
+            "<li class=\"cue{}\" data-start=\"{s}\" data-end=\"{e}\"><button type=\"button\" class=\"cue-time\">▶ {s}</button>\
+             <input class=\"t\" name=\"start_{i}\" value=\"{s}\" size=\"7\"> – <input class=\"t\" name=\"end_{i}\" value=\"{e}\" size=\"7\">\
+             <span class=\"conf\">{}</span><p class=\"words\" lang=\"{lang}\"{dir}>{}</p>\
+             <textarea name=\"text_{i}\" rows=\"2\" lang=\"{lang}\"{dir}>{}</textarea></li>",
+            if low { " low" } else { "" },
+            c.confidence.map_or(String::new(), |x| format!("{x:.2}")),
+            marked_words(c),
+            esc(&bidi::strip_marks(&c.text)),
+            s = fmt_time(c.start),
+            e = fmt_time(c.end),
+            lang = esc(&t.language),
+        );
+    }
+    let id = &v.video.id;
+    let track = esc(&t.track);
+    format!(
+        "<section class=\"track-panel\" data-track=\"{track}\" data-lang=\"{lang}\"{hidden}>\
+         <h2>{track} <small>v{version} by {author} · {status}{reason}</small></h2>\
+         <form method=\"post\" action=\"/review/{id}/captions/{track}\" class=\"cues\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"n\" value=\"{n}\">\
+         <ol>{rows}</ol><button class=\"save-captions\">Save captions (new version)</button></form>\
+         <form method=\"post\" action=\"/review/{id}/captions/{track}/decision\" class=\"decision\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"reason\" placeholder=\"reason (for a rejection)\">\
+         <button name=\"decision\" value=\"approve\" class=\"approve-track\">Approve track</button>\
+         <button name=\"decision\" value=\"reject\" class=\"reject-track\">Reject track</button></form></section>",
+        lang = esc(&t.language),
+        hidden = if first { "" } else { " hidden" },
+        version = t.version,
+        author = esc(&t.author),
+        status = esc(&t.status),
+        reason = t
+            .reason
+            .as_deref()
+            .map(|r| format!(" ({})", esc(r)))
+            .unwrap_or_default(),
+        n = t.cues.len(),
+    )
+}
+
+pub async fn video_page(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let caller = match curator(&app, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let v = match view::load(&app, &id).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let csrf = esc(caller.csrf.as_deref().unwrap_or_default());
+    let media = |rel: &str| format!("/media/{}/{}", v.video.id, rel);
+    let mut sources = String::new();
+    if let Some(hls) = v.manifest["hls"]["master"].as_str() {
+        let _ = write!(
+            sources,
+            "<source src=\"{}\" type=\"application/vnd.apple.mpegurl\">",
+            esc(&media(hls))
+        );
+    }
+    if let Some(mp4) = v.smallest_mp4() {
+        let _ = write!(
+            sources,
+            "<source src=\"{}\" type=\"video/mp4\">",
+            esc(&media(&mp4))
+        );
+    }
+    let mut tracks = String::new();
+    let mut select = String::from("<select id=\"track-select\">");
+    for (i, t) in v.tracks.iter().enumerate() {
+        let _ = write!(
+            tracks,
+            "<track kind=\"subtitles\" srclang=\"{l}\" label=\"{tr}\" src=\"/captions/{id}/{tr}.vtt\"{d}>",
+            l = esc(&t.language),
+            tr = esc(&t.track),
+            id = v.video.id,
+            d = if i == 0 { " default" } else { "" }
+        );
+        let _ = write!(
+            select,
+            "<option value=\"{tr}\">{tr} ({})</option>",
+            esc(&t.status),
+            tr = esc(&t.track)
+        );
+    }
+    select.push_str("</select>");
+    let panels: String = v
+        .tracks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| track_panel(&v, t, &csrf, i == 0))
+        .collect();
+    let poster = v.manifest["poster"]["path"]
+        .as_str()
+        .map(|p| format!(" poster=\"{}\"", esc(&media(p))))
+        .unwrap_or_default();
+    let title = if v.video.title.is_empty() {
+        v.video.original_name.clone()
+    } else {
+        v.video.title.clone()
+    };
+
+    // Tag editor.
+    let tags = &v.tags;
+    let current_subject = tags["subjects"][0]["id"]
+        .as_str()
+        .filter(|_| tags["stem"].as_bool() != Some(false))
+        .unwrap_or("off-topic");
+    let mut subject_opts = String::new();
+    for s in app
+        .tagger
+        .taxonomy()
+        .subjects
+        .iter()
+        .map(|s| (s.id.as_str(), s.label.as_str()))
+        .chain([("off-topic", "Not STEM (off-topic)")])
+    {
+        let sel = if s.0 == current_subject {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            subject_opts,
+            "<option value=\"{}\"{sel}>{}</option>",
+            s.0,
+            esc(s.1)
+        );
+    }
+    let current_band = tags["grade_band"]["id"].as_str().unwrap_or_default();
+    let mut band_opts = String::from("<option value=\"\">unknown</option>");
+    for b in &app.tagger.taxonomy().grade_bands {
+        let sel = if b.id == current_band {
+            " selected"
+        } else {
+            ""
+        };
+        let _ = write!(
+            band_opts,
+            "<option value=\"{}\"{sel}>{}</option>",
+            b.id,
+            esc(&b.label)
+        );
+    }
+    let hashtags = tags["hashtags"]
+        .as_array()
+        .map(|h| {
+            h.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let topic = tags["subjects"][0]["topics"][0]["id"]
+        .as_str()
+        .unwrap_or_default();
+    let evidence = tags["evidence"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .take(12)
+                .filter_map(|x| x["term"].as_str())
+                .map(esc)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+
+    let body = format!(
+        "<h1>{title}</h1><p class=\"meta\">{file} · {dur:.1} s · state <b id=\"video-state\">{state}</b> · language {lang}</p>\
+         <div class=\"review\"><div class=\"player\"><video id=\"player\" controls playsinline preload=\"metadata\" crossorigin=\"anonymous\"{poster}>{sources}{tracks}</video>\
+         <p>Caption track: {select}</p>\
+         <form method=\"post\" action=\"/review/{id}/decision\" class=\"decision video-decision\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <input name=\"reason\" placeholder=\"reason (for a rejection)\"><button name=\"decision\" value=\"approve\" id=\"approve-video\">Approve video</button>\
+         <button name=\"decision\" value=\"reject\" id=\"reject-video\">Reject video</button></form>\
+         <form method=\"post\" action=\"/review/{id}/tags\" class=\"tags\"><h2>Tags <small>v{tv}</small></h2><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label>Subject <select name=\"subject\">{subject_opts}</select></label> <label>Topic <input name=\"topic\" value=\"{topic}\"></label>\
+         <label>Grade band <select name=\"grade_band\">{band_opts}</select></label><label>Hashtags <input name=\"hashtags\" value=\"{hashtags}\" size=\"40\"></label>\
+         <button>Save tags</button><p class=\"note\">Evidence: {evidence}</p></form></div>\
+         <div class=\"cue-list\">{panels}</div></div>",
+        title = esc(&title),
+        file = esc(&v.video.original_name),
+        dur = v.duration_s(),
+        state = v.job.state.as_str(),
+        lang = esc(&v.language().unwrap_or_default()),
+        id = v.video.id,
+        tv = v.tags_version,
+        topic = esc(topic),
+        hashtags = esc(&hashtags),
+    );
+    page(&title, Some(&caller), &body).into_response()
+}
+
+/// Writes a track version's exports next to the video's outputs.
+async fn export(app: &App, video: &str, t: &TrackView) -> Result<(), ApiError> {
+    for ext in ["vtt", "srt", "json"] {
+        let body = crate::media::render(t, ext).unwrap_or_default();
+        app.store
+            .put_bytes(
+                &format!("videos/{video}/edits/{}.v{}.{ext}", t.track, t.version),
+                body.into_bytes(),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+fn parse_cues(form: &HashMap<String, String>, old: &[Cue], rtl: bool) -> Result<Vec<Cue>, String> {
+    let n: usize = form
+        .get("n")
+        .and_then(|n| n.parse().ok())
+        .ok_or("missing cue count")?;
+    if n > 5000 {
+        return Err("too many cues".into());
+    }
+    let mut cues = Vec::with_capacity(n);
+    for i in 0..n {
+        let num = |k: &str| -> Result<f64, String> {
+            form.get(&format!("{k}_{i}"))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .ok_or_else(|| format!("cue {}: {k} is not a time in seconds", i + 1))
+        };
+        let (start, end) = (num("start")?, num("end")?);
+        if end <= start {
+            return Err(format!(
+                "cue {}: ends ({end:.3}) before it starts ({start:.3})",
+                i + 1
+            ));
+        }
+        let text = form
+            .get(&format!("text_{i}"))
+            .map(|t| t.replace("\r\n", "\n"))
+            .unwrap_or_default();
+        let text = text.trim();
+        if text.is_empty() {
+            continue; // an emptied cue is deleted
+        }
+        let text = if rtl {
+            bidi::mark_rtl_text(&bidi::strip_marks(text))
+        } else {
+            text.to_owned()
+        };
+        let mut cue = Cue::new(start, end, text.clone());
+        // Unchanged cues keep their recognition detail; edited ones were checked by a person.
+        if let Some(o) = old.get(i).filter(|o| {
+            bidi::strip_marks(&o.text).trim() == bidi::strip_marks(&text).trim()
+                && o.start == start
+                && o.end == end
+        }) {
+            cue = o.clone();
+        }
+        cues.push(cue);
+    }
+    cues.sort_by(|a, b| a.start.total_cmp(&b.start));
+    Ok(cues)
+}
+
+pub async fn save_captions(
+    State(app): State<Arc<App>>,
+    Path((id, track)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        let v = view::load(&app, &id).await?;
+        let t = v.tracks.iter().find(|t| t.track == track).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no caption track {track}"))
+        })?;
+        let cues = parse_cues(&form, &t.cues, bidi::is_rtl_language(&t.language))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))?;
+        let json = serde_json::to_string(&cues).map_err(ApiError::internal)?;
+        let (vid, tr, who) = (id.clone(), track.clone(), caller.name.clone());
+        let version = app
+            .db(move |c| c.add_caption_version(&vid, &tr, &who, "edited", None, &json))
+            .await?;
+        let edited = TrackView {
+            cues,
+            version,
+            status: "edited".into(),
+            reason: None,
+            author: caller.name.clone(),
+            ..t.clone()
+        };
+        export(&app, &id, &edited).await?;
+        tracing::info!(video = %id, track = %track, version, by = %caller.name, "captions edited");
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn decision(form: &HashMap<String, String>) -> Result<(bool, Option<String>), ApiError> {
+    let approve = match form.get("decision").map(String::as_str) {
+        Some("approve") => true,
+        Some("reject") => false,
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "decision must be approve or reject",
+            ));
+        }
+    };
+    let reason = form
+        .get("reason")
+        .map(|r| r.trim().to_owned())
+        .filter(|r| !r.is_empty());
+    if !approve && reason.is_none() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "a rejection needs a reason",
+        ));
+    }
+    Ok((approve, reason))
+}
+
+pub async fn track_decision(
+    State(app): State<Arc<App>>,
+    Path((id, track)): Path<(String, String)>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        let (approve, reason) = decision(&form)?;
+        let v = view::load(&app, &id).await?;
+        let t = v.tracks.iter().find(|t| t.track == track).ok_or_else(|| {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no caption track {track}"))
+        })?;
+        let status = if approve { "approved" } else { "rejected" };
+        let json = serde_json::to_string(&t.cues).map_err(ApiError::internal)?;
+        let (vid, tr, who, r) = (
+            id.clone(),
+            track.clone(),
+            caller.name.clone(),
+            reason.clone(),
+        );
+        let version = app
+            .db(move |c| c.add_caption_version(&vid, &tr, &who, status, r.as_deref(), &json))
+            .await?;
+        export(
+            &app,
+            &id,
+            &TrackView {
+                version,
+                status: status.into(),
+                reason,
+                author: caller.name.clone(),
+                ..t.clone()
+            },
+        )
+        .await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn save_tags(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        let v = view::load(&app, &id).await?;
+        let tax = app.tagger.taxonomy();
+        let subject = form.get("subject").cloned().unwrap_or_default();
+        let mut tags = if v.tags.is_object() { v.tags.clone() } else { json!({}) };
+        if subject == "off-topic" {
+            tags["stem"] = json!(false);
+            tags["subjects"] = json!([]);
+            tags["off_topic"] = json!({"category": null, "confidence": 1.0, "reason": format!("set by {}", caller.name)});
+        } else {
+            let s = tax.subject(&subject).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown subject {subject:?}")))?;
+            let topic_id = form.get("topic").map(|t| t.trim().to_owned()).unwrap_or_default();
+            let topic = s.topics.iter().find(|t| t.id == topic_id);
+            if !topic_id.is_empty() && topic.is_none() {
+                return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("{topic_id:?} is not a topic of {}", s.id)));
+            }
+            tags["stem"] = json!(true);
+            tags["off_topic"] = Value::Null;
+            tags["subjects"] = json!([{
+                "id": s.id, "label": s.label, "label_ur": s.label_ur, "score": null, "confidence": 1.0,
+                "topics": topic.map(|t| json!([{"id": t.id, "label": t.label, "score": null}])).unwrap_or(json!([])),
+            }]);
+        }
+        let band = form.get("grade_band").cloned().unwrap_or_default();
+        tags["grade_band"] = match tax.grade_band(&band) {
+            Some(b) => json!({"id": b.id, "label": b.label, "grades": b.grades, "confidence": 1.0, "basis": "curator"}),
+            None => Value::Null,
+        };
+        let hashtags: Vec<String> = form
+            .get("hashtags")
+            .map(|h| h.split([' ', ',']).map(str::trim).filter(|t| !t.is_empty()).map(|t| if t.starts_with('#') { t.to_owned() } else { format!("#{t}") }).collect())
+            .unwrap_or_default();
+        tags["hashtags"] = json!(hashtags);
+        tags["edited_by"] = json!(caller.name);
+        let text = serde_json::to_string_pretty(&tags).map_err(ApiError::internal)?;
+        let (vid, who, t2) = (id.clone(), caller.name.clone(), text.clone());
+        let version = app.db(move |c| c.add_tag_version(&vid, &who, &t2)).await?;
+        app.store.put_bytes(&format!("videos/{id}/edits/tags.v{version}.json"), text.into_bytes()).await?;
+        Ok::<_, ApiError>(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+pub async fn video_decision(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        view::check_video_id(&id)?;
+        let (approve, reason) = decision(&form)?;
+        let (vid, who) = (id.clone(), caller.name.clone());
+        if !app
+            .db(move |c| c.decide(&vid, approve, reason.as_deref(), &who))
+            .await?
+        {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "only a processed video (in review, approved or rejected) can be decided",
+            ));
+        }
+        tracing::info!(video = %id, approve, by = %caller.name, "video decided");
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
