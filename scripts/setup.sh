@@ -16,6 +16,9 @@ PACKAGES=(
   # Tests: generated speech, audio measurement, output verification, and a
   # Python virtual environment for the S3-protocol test server.
   espeak-ng sox ffmpeg python3-venv
+  # Curator UI: Urdu in a Nastaliq font (Noto Nastaliq Urdu is in
+  # fonts-noto-core), and the real browser the end-to-end test drives.
+  fonts-noto-core chromium chromium-driver
   ca-certificates
 )
 

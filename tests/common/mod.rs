@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod server;
 pub mod services;
+pub mod webdriver;
 
 pub fn stemfeed() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stemfeed"));

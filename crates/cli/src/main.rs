@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use stemfeed_core::Config;
 
+mod accounts_cmd;
 mod captioning;
 mod captions_cmd;
 mod doctor;
@@ -16,6 +17,8 @@ mod models_cmd;
 mod pipeline;
 mod probe_cmd;
 mod process;
+mod serve;
+mod submit_cmd;
 mod tagging_cmd;
 mod transcribe;
 mod worker;
@@ -59,6 +62,16 @@ enum Command {
     /// Submit uploads and inspect or cancel jobs in the queue.
     #[command(subcommand)]
     Jobs(jobs_cmd::JobsCommand),
+    /// Run the web server (submission API, curator UI, feed) and, unless --no-worker, the workers.
+    Serve(serve::ServeArgs),
+    /// Upload a video to a stemfeed server (resumable, with progress).
+    Submit(submit_cmd::SubmitArgs),
+    /// Manage people who log in to the web UI.
+    #[command(subcommand)]
+    Users(accounts_cmd::UsersCommand),
+    /// Manage API tokens for machines.
+    #[command(subcommand)]
+    Tokens(accounts_cmd::TokensCommand),
     /// Run jobs from the queue (and turn uploads under incoming/ into jobs) until stopped.
     Worker(worker::WorkerArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
@@ -90,6 +103,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Process(args) => process::run(&args, &config),
         Command::Tag(args) => tagging_cmd::run(&args, &config),
         Command::Jobs(cmd) => jobs_cmd::run(cmd, &config),
+        Command::Serve(args) => serve::run(&args, &config),
+        Command::Submit(args) => submit_cmd::run(&args),
+        Command::Users(cmd) => accounts_cmd::users(cmd, &config),
+        Command::Tokens(cmd) => accounts_cmd::tokens(cmd, &config),
         Command::Worker(args) => worker::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
     }

@@ -22,7 +22,7 @@ use stemfeed_core::{Config, Profile};
 use stemfeed_queue::{Catalog, Claim, Failure, Heartbeat, JobState};
 use stemfeed_store::ObjectStore;
 use stemfeed_tagging::Tagger;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::metrics::Metrics;
@@ -69,19 +69,45 @@ pub fn run(args: &WorkerArgs, config: &Config) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(main_loop(args, config.clone()))
+    runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        on_signals(tx);
+        run_pool(args.id.clone(), args.drain, config.clone(), rx).await
+    })
 }
 
-async fn main_loop(args: &WorkerArgs, config: Config) -> anyhow::Result<ExitCode> {
+/// Sends `true` on SIGTERM or SIGINT.
+pub fn on_signals(tx: tokio::sync::watch::Sender<bool>) {
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        tracing::info!("shutdown requested: no new jobs; finishing running ones");
+        let _ = tx.send(true);
+    });
+}
+
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
+
+/// The job loop; returns after `stop` turns true (or, with `drain`, once
+/// nothing is runnable).
+pub async fn run_pool(
+    id: Option<String>,
+    drain: bool,
+    config: Config,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<ExitCode> {
     let w = config.worker.clone();
     anyhow::ensure!(
         w.transcode_slots >= 1 && w.asr_slots >= 1,
         "worker: transcode_slots and asr_slots must be at least 1"
     );
-    let id = args
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
+    let id = id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
     let catalog = stemfeed_server::ingest::open_catalog(&config).await?;
     let store = stemfeed_server::ingest::open_store(&config).await?;
     let profile = crate::probe_cmd::load_profile(w.profile.as_deref())?;
@@ -110,29 +136,12 @@ async fn main_loop(args: &WorkerArgs, config: Config) -> anyhow::Result<ExitCode
         running: Mutex::new(HashMap::new()),
     });
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let stop_notify = Arc::new(Notify::new());
-    {
-        let (stop, notify) = (Arc::clone(&stop), Arc::clone(&stop_notify));
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            tracing::info!("shutdown requested: no new jobs; finishing running ones");
-            stop.store(true, Ordering::SeqCst);
-            notify.notify_waiters();
-        });
-    }
-
     let slots = Arc::new(Semaphore::new(w.transcode_slots + w.asr_slots));
     let poll = Duration::from_millis(w.poll_millis.max(50));
     let work = shared.config.data_dir.join("work");
     let mut tasks = tokio::task::JoinSet::new();
     let mut last_scan: Option<Instant> = None;
-    while !stop.load(Ordering::SeqCst) {
+    while !*stop.borrow() {
         while let Some(done) = tasks.try_join_next() {
             if let Err(e) = done {
                 tracing::error!("job task ended abnormally: {e}");
@@ -154,7 +163,7 @@ async fn main_loop(args: &WorkerArgs, config: Config) -> anyhow::Result<ExitCode
         }
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => p?,
-            _ = stop_notify.notified() => break,
+            _ = stopped(stop.clone()) => break,
         };
         let (c, who, lease) = (Arc::clone(&shared.catalog), shared.id.clone(), shared.lease);
         let claim = match tokio::task::spawn_blocking(move || c.claim(&who, lease)).await? {
@@ -166,12 +175,12 @@ async fn main_loop(args: &WorkerArgs, config: Config) -> anyhow::Result<ExitCode
         };
         let Some(claim) = claim else {
             drop(permit);
-            if args.drain && tasks.is_empty() {
+            if drain && tasks.is_empty() {
                 break;
             }
             tokio::select! {
                 _ = tokio::time::sleep(poll) => {}
-                _ = stop_notify.notified() => break,
+                _ = stopped(stop.clone()) => break,
             }
             continue;
         };

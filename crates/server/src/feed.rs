@@ -83,7 +83,7 @@ fn item(v: &view::VideoView, origin: &str) -> Value {
             "topic": tags["subjects"][0]["topics"][0]["id"],
             "grade_band": tags["grade_band"]["id"],
             "hashtags": tags["hashtags"],
-            "language": m["captions"]["language"],
+            "language": m["captions"]["language"]["language"],
         },
     })
 }

@@ -76,7 +76,7 @@ impl VideoView {
     }
 
     pub fn language(&self) -> Option<String> {
-        self.manifest["captions"]["language"]
+        self.manifest["captions"]["language"]["language"]
             .as_str()
             .map(str::to_owned)
     }

@@ -1,0 +1,110 @@
+//! `stemfeed serve`: the HTTP server (submission API, curator UI, feed) and,
+//! in embedded mode, the worker pool in the same process — one command for
+//! the whole product on one machine. `--no-worker` runs only the server
+//! (scale-out: workers run elsewhere as `stemfeed worker`).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use stemfeed_core::Config;
+use stemfeed_queue::Role;
+use stemfeed_server::{App, auth};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Data directory (embedded store, catalog, partial uploads); overrides the config.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Serve only; workers run elsewhere.
+    #[arg(long)]
+    no_worker: bool,
+    /// Largest upload accepted, in MiB.
+    #[arg(long, default_value_t = 1024)]
+    max_upload_mib: u64,
+}
+
+/// Creates the first admin when there is no user yet; returns the password.
+async fn first_admin(app: &App, data_dir: &std::path::Path) -> anyhow::Result<Option<String>> {
+    if app
+        .db(|c| c.user_count())
+        .await
+        .map_err(|e| anyhow::anyhow!(e.1))?
+        > 0
+    {
+        return Ok(None);
+    }
+    let password = auth::random_token()[..20].to_owned();
+    let p = password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&p)).await??;
+    app.db(move |c| c.create_user("admin", &hash, Role::Admin))
+        .await
+        .map_err(|e| anyhow::anyhow!(e.1))?;
+    std::fs::create_dir_all(data_dir)?;
+    let path = data_dir.join("admin-password.txt");
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)?;
+    writeln!(f, "admin {password}")?;
+    Ok(Some(password))
+}
+
+pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
+    let mut config = config.clone();
+    if let Some(dir) = &args.data_dir {
+        config.data_dir = dir.clone();
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let catalog = stemfeed_server::ingest::open_catalog(&config).await?;
+        let store = stemfeed_server::ingest::open_store(&config).await?;
+        let app = Arc::new(App {
+            catalog,
+            store,
+            tagger: crate::tagging_cmd::tagger(&config)?,
+            upload_dir: config.data_dir.join("partial-uploads"),
+            max_upload_bytes: args.max_upload_mib * 1024 * 1024,
+            max_attempts: config.worker.max_attempts,
+        });
+        let admin = first_admin(&app, &config.data_dir).await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        crate::worker::on_signals(tx);
+        println!("stemfeed is running at http://{addr}/  (review UI: http://{addr}/review, feed: http://{addr}/feed.json)");
+        match admin {
+            Some(pw) => println!("first admin login: admin / {pw}  (also in {})", config.data_dir.join("admin-password.txt").display()),
+            None => println!("log in with an existing account (`stemfeed users add NAME --role curator` makes one)"),
+        }
+        let _ = std::io::stdout().flush();
+        let pool = if args.no_worker {
+            None
+        } else {
+            let (config, rx) = (config.clone(), rx.clone());
+            Some(tokio::spawn(async move { crate::worker::run_pool(Some(format!("serve-{}", std::process::id())), false, config, rx).await }))
+        };
+        let mut shutdown = rx.clone();
+        axum::serve(listener, stemfeed_server::router(app))
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await?;
+        if let Some(pool) = pool {
+            pool.await??;
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,187 @@
+//! The whole human loop in a real browser (Debian's headless Chromium
+//! driven over WebDriver): a generated video is submitted through the API,
+//! processed by the in-process workers, a curator logs in, opens it, plays
+//! it, edits a cue, approves, and the feed lists it with the edited caption.
+//! Screenshots of the review page are saved under target/test-artifacts/.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::server::{Server, agent, get};
+use common::webdriver::Browser;
+
+fn artifacts() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts")
+}
+
+#[test]
+fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
+    common::ensure_default_models();
+    let server = Server::start(&[]);
+    let submitter = server.token("studio", "submitter");
+    let password = "curator-password-1";
+    server.user("ayesha", "curator", password);
+
+    // A vertical clip with spoken English about a physics topic.
+    let dir = tempfile::tempdir().unwrap();
+    let wav = common::espeak(
+        dir.path(),
+        "speech.wav",
+        "en",
+        "Gravity pulls the ball down. The force makes it accelerate toward the ground.",
+    );
+    let clip = common::ffmpeg_make(
+        dir.path(),
+        "falling-ball.mp4",
+        &[
+            "testsrc2=size=360x640:rate=25",
+            &format!("amovie={}", wav.display()),
+        ],
+        &[
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let out = server.submit(
+        &submitter,
+        &clip,
+        &["--title", "Why does the ball fall?", "--language", "en"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let video = submitted["video"].as_str().unwrap().to_owned();
+    server.wait_for_state(&submitter, &video, "in-review", Duration::from_secs(300));
+
+    let b = Browser::start();
+    // Not logged in: the review queue sends us to the login page.
+    b.goto(&format!("{}/review", server.url));
+    assert!(b.current_url().ends_with("/login"), "{}", b.current_url());
+    b.type_into("#name", "ayesha", false);
+    b.type_into("#password", password, false);
+    b.click("#login");
+    b.find("#queue");
+    b.click(&format!("tr[data-video='{video}'] a"));
+    b.find("textarea[name='text_0']");
+
+    // The player loads the MP4 rendition (served with HTTP ranges) and the captions.
+    let mut ready = 0;
+    for _ in 0..50 {
+        ready = b
+            .script("return document.getElementById('player').readyState;")
+            .as_i64()
+            .unwrap_or(0);
+        if ready >= 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(ready >= 1, "the video never loaded its metadata");
+    let duration = b
+        .script("return document.getElementById('player').duration;")
+        .as_f64()
+        .unwrap();
+    assert!(duration > 2.0, "player duration {duration}");
+    assert!(
+        b.script("return document.getElementById('player').textTracks.length;")
+            .as_i64()
+            .unwrap()
+            >= 1
+    );
+    let original = b.value("textarea[name='text_0']");
+    assert!(
+        original.to_lowercase().contains("gravity") || original.to_lowercase().contains("ball"),
+        "{original}"
+    );
+    b.screenshot(&artifacts().join("review-page.png"));
+
+    // Edit the first cue and save: a new version by this curator.
+    let edited = "Gravity pulls the ball down, fixed by a curator.";
+    b.type_into("textarea[name='text_0']", edited, true);
+    b.click(".track-panel:not([hidden]) .save-captions");
+    let start = std::time::Instant::now();
+    while b.value("textarea[name='text_0']") != edited {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "edit not saved: {}",
+            b.value("textarea[name='text_0']")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let heading = b.text(".track-panel:not([hidden]) h2");
+    assert!(
+        heading.contains("v2") && heading.contains("ayesha"),
+        "{heading}"
+    );
+    b.screenshot(&artifacts().join("review-page-edited.png"));
+
+    // Approve the video.
+    b.click("#approve-video");
+    let start = std::time::Instant::now();
+    while b.text("#video-state") != "approved" {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "not approved: {}",
+            b.text("#video-state")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The public feed lists it, with the edited caption and playable media.
+    let (code, feed) = get(&format!("{}/feed.json", server.url), None);
+    assert_eq!(code, 200);
+    let feed: serde_json::Value = serde_json::from_str(&feed).unwrap();
+    assert_eq!(feed["version"], "https://jsonfeed.org/version/1.1");
+    let item = feed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == video.as_str())
+        .expect("approved video in the feed");
+    assert_eq!(item["title"], "Why does the ball fall?");
+    assert_eq!(item["_stemfeed"]["subject"], "physics", "{item}");
+    let track = &item["_stemfeed"]["captions"][0];
+    assert_eq!(track["version"], 2);
+    let (code, vtt) = get(track["vtt"].as_str().unwrap(), None);
+    assert_eq!(code, 200);
+    assert!(vtt.starts_with("WEBVTT") && vtt.contains(edited), "{vtt}");
+    let mp4 = item["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["mime_type"] == "video/mp4")
+        .unwrap();
+    let resp = agent()
+        .get(mp4["url"].as_str().unwrap())
+        .header("range", "bytes=0-1023")
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 206);
+    assert!(
+        resp.headers()
+            .get("content-range")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("bytes 0-1023/")
+    );
+    // The edit was re-exported next to the outputs.
+    assert!(
+        server
+            .data()
+            .join(format!("objects/videos/{video}/edits/en.transcript.v2.vtt"))
+            .is_file()
+    );
+}
