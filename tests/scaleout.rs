@@ -393,6 +393,11 @@ fn embedded_mode_two_watchers_one_job_per_upload() {
             .put_file("incoming/copy-of-clip-00.mp4", &files[0])
             .await
             .unwrap();
+        // Bad input: named like a video, but it is not one.
+        store
+            .put_bytes("incoming/notes.mp4", b"meeting notes, not a video".to_vec())
+            .await
+            .unwrap();
     });
     let profile = test_profile(dir.path());
     let config = write_config(
@@ -411,14 +416,25 @@ fn embedded_mode_two_watchers_one_job_per_upload() {
 
     let catalog = Catalog::open(&format!("sqlite:{}", data.join("catalog.db").display())).unwrap();
     let jobs = catalog.jobs(None).unwrap();
-    assert_eq!(jobs.len(), 4, "{jobs:?}");
+    assert_eq!(jobs.len(), 5, "{jobs:?}");
+    // The bad upload failed at once (no retries) with the file, stage and reason.
+    let failed: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::Failed)
+        .collect();
+    assert_eq!(failed.len(), 1, "{jobs:?}\n{}", logs(dir.path()));
+    let reason = failed[0].last_error.as_deref().unwrap_or_default();
     assert!(
-        jobs.iter().all(|j| j.state == JobState::InReview),
-        "{jobs:?}\n{}",
-        logs(dir.path())
+        reason.starts_with("notes.mp4: probe") && failed[0].attempts == 1,
+        "{reason}"
     );
+    let done: Vec<_> = jobs
+        .iter()
+        .filter(|j| j.state == JobState::InReview)
+        .collect();
+    assert_eq!(done.len(), 4, "{jobs:?}\n{}", logs(dir.path()));
     rt().block_on(async {
-        for j in &jobs {
+        for j in done {
             check_outputs(&store, &j.video_id, dir.path()).await;
         }
     });
@@ -427,6 +443,6 @@ fn embedded_mode_two_watchers_one_job_per_upload() {
         std::fs::read_dir(data.join("objects/incoming"))
             .unwrap()
             .count(),
-        5
+        6
     );
 }

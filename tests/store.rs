@@ -142,6 +142,11 @@ fn local_directory_backend() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().join("objects"));
     rt().block_on(behaviour(&store, dir.path()));
+    // Local objects are files the server can serve with ranges; no presigning.
+    assert!(store.local_path("uploads/v1/source").unwrap().is_file());
+    let presigned =
+        rt().block_on(store.presign_get("uploads/v1/source", std::time::Duration::from_secs(1)));
+    assert!(presigned.unwrap().is_none());
     // Nothing was written outside the root.
     assert!(!dir.path().join("etc").exists());
 }
@@ -162,5 +167,16 @@ fn s3_backend_over_http() {
         let store = S3Store::connect(opts).await;
         store.ensure_bucket().await.unwrap();
         behaviour(&store, dir.path()).await;
+        // A presigned URL lets any HTTP client fetch the object, without credentials.
+        let url = store
+            .presign_get(
+                "videos/v1/manifest.json",
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+            .expect("S3 presigns");
+        let mut resp = ureq::get(&url).call().unwrap();
+        assert_eq!(resp.body_mut().read_to_string().unwrap(), "{\"v\":2}");
     });
 }

@@ -301,6 +301,15 @@ pub fn caption(
             Some(why),
             c.unwrap_or_else(|_| ScriptCounts::of(&text)),
         ),
+        // Speech was heard but nothing survived the guards: music, noise or
+        // a language the model cannot write. An empty track is not "ok".
+        (None, Ok(c)) if transcript_words.is_empty() => (
+            Status::NeedsHuman,
+            Some(format!(
+                "{speech_seconds:.0} s of voice activity but no segment passed the guards; caption by hand or mark as no speech"
+            )),
+            c,
+        ),
         (None, Ok(c)) => (Status::Ok, None, c),
         (None, Err(why)) => {
             let hint = if lang == "pa" && ScriptCounts::of(&text).gurmukhi > 0 {

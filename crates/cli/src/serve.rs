@@ -87,6 +87,9 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         println!("stemfeed is running at http://{addr}/  (review UI: http://{addr}/review, feed: http://{addr}/feed.json)");
         match admin {
             Some(pw) => println!("first admin login: admin / {pw}  (also in {})", config.data_dir.join("admin-password.txt").display()),
+            None if config.data_dir.join("admin-password.txt").is_file() => {
+                println!("admin login: see {}", config.data_dir.join("admin-password.txt").display())
+            }
             None => println!("log in with an existing account (`stemfeed users add NAME --role curator` makes one)"),
         }
         let _ = std::io::stdout().flush();

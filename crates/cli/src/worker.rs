@@ -460,7 +460,9 @@ async fn execute(
     let t = Instant::now();
     let prepared = {
         let (job, shared, status) = (Arc::clone(&job), Arc::clone(shared), Arc::clone(status));
+        let span = tracing::info_span!("stage", name = "transcode");
         blocking("transcode", move || {
+            let _entered = span.enter();
             pipeline::prepare(&job, &shared.config, &mut |s, f| status.set(s, f))
         })
         .await?
@@ -480,7 +482,9 @@ async fn execute(
     let t = Instant::now();
     let manifest = {
         let (job, shared, status) = (Arc::clone(&job), Arc::clone(shared), Arc::clone(status));
+        let span = tracing::info_span!("stage", name = "captions_and_tags");
         blocking("captions", move || {
+            let _entered = span.enter();
             pipeline::finish(
                 &job,
                 &shared.config,
