@@ -201,7 +201,13 @@ impl Conn for SqliteConn {
     }
 }
 
-pub struct PgConn(pub postgres::Client);
+/// A PostgreSQL connection with its prepared statements: each statement is
+/// parsed once per connection, then only bound and executed (one round trip
+/// instead of two).
+pub struct PgConn {
+    client: postgres::Client,
+    prepared: std::collections::HashMap<String, postgres::Statement>,
+}
 
 impl std::fmt::Debug for PgConn {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -212,8 +218,23 @@ impl std::fmt::Debug for PgConn {
 impl PgConn {
     pub fn connect(url: &str) -> Result<Self, QueueError> {
         postgres::Client::connect(url, postgres::NoTls)
-            .map(Self)
+            .map(|client| Self {
+                client,
+                prepared: std::collections::HashMap::new(),
+            })
             .map_err(|e| QueueError::db("connect", e))
+    }
+
+    fn statement(&mut self, sql: &str) -> Result<postgres::Statement, QueueError> {
+        if let Some(s) = self.prepared.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = self
+            .client
+            .prepare(sql)
+            .map_err(|e| QueueError::db(sql, e))?;
+        self.prepared.insert(sql.to_owned(), s.clone());
+        Ok(s)
     }
 }
 
@@ -255,8 +276,9 @@ impl Conn for PgConn {
     fn exec(&mut self, sql: &str, params: &[Value]) -> Result<u64, QueueError> {
         let boxed = pg_params(params);
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = boxed.iter().map(|b| &**b).collect();
-        self.0
-            .execute(sql, &refs)
+        let stmt = self.statement(sql)?;
+        self.client
+            .execute(&stmt, &refs)
             .map_err(|e| QueueError::db(sql, e))
     }
 
@@ -264,9 +286,10 @@ impl Conn for PgConn {
         use postgres::types::Type;
         let boxed = pg_params(params);
         let refs: Vec<&(dyn postgres::types::ToSql + Sync)> = boxed.iter().map(|b| &**b).collect();
+        let stmt = self.statement(sql)?;
         let rows = self
-            .0
-            .query(sql, &refs)
+            .client
+            .query(&stmt, &refs)
             .map_err(|e| QueueError::db(sql, e))?;
         Ok(rows
             .iter()
@@ -294,7 +317,7 @@ impl Conn for PgConn {
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), QueueError> {
-        self.0
+        self.client
             .batch_execute(sql)
             .map_err(|e| QueueError::db(sql, e))
     }

@@ -410,14 +410,54 @@ impl Catalog {
             "UPDATE jobs SET state = 'probing', attempts = attempts + 1, \
                last_error = CASE WHEN state = 'queued' THEN last_error ELSE 'lease of worker ' || COALESCE(lease_owner, '?') || ' expired in ' || state END, \
                lease_owner = $1, lease_token = $2, lease_expires_ms = {now} + $3, progress = 0, updated_ms = {now} \
-             WHERE id = (SELECT id FROM jobs WHERE cancel_requested = 0 AND \
-               ((state = 'queued' AND run_after_ms <= {now}) OR (state IN ({active}) AND lease_expires_ms < {now})) \
-               ORDER BY id LIMIT 1 {skip}) \
+             WHERE id = COALESCE( \
+               (SELECT id FROM jobs WHERE state IN ({active}) AND lease_expires_ms < {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip}), \
+               (SELECT id FROM jobs WHERE state = 'queued' AND run_after_ms <= {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip})) \
              RETURNING {JOB_COLS}",
             skip = self.pool.dialect.skip_locked()
         );
+        // PostgreSQL: claim, log and read the video in one statement (one
+        // round trip, atomic on its own).
+        let pg_sql = format!(
+            "WITH claimed AS ({sql}), \
+             ev AS (INSERT INTO job_events (job_id, at_ms, kind, worker, detail) \
+                    SELECT id, {now}, 'claimed', $1, 'attempt ' || attempts FROM claimed) \
+             SELECT {}, {} FROM claimed c JOIN videos v ON v.id = c.video_id",
+            JOB_COLS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            VIDEO_COLS
+                .split(", ")
+                .map(|c| format!("v.{c}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        );
         loop {
             let tok = token();
+            if self.pool.dialect == Dialect::Postgres {
+                let rows = self.pool.with(|c| {
+                    c.query(
+                        &pg_sql,
+                        &[worker.into(), tok.clone().into(), ms(lease).into()],
+                    )
+                })?;
+                let Some(row) = rows.first() else {
+                    return Ok(None);
+                };
+                let job = job_of(&Row(row.0[..11].to_vec()))?;
+                let video = video_of(&Row(row.0[11..].to_vec()));
+                if job.attempts > job.max_attempts {
+                    self.dead_letter(&job, worker)?;
+                    continue;
+                }
+                return Ok(Some(Claim {
+                    job,
+                    token: tok,
+                    video,
+                }));
+            }
             let claimed = self.pool.tx(|c| {
                 let rows = c.query(&sql, &[worker.into(), tok.clone().into(), ms(lease).into()])?;
                 let Some(row) = rows.first() else { return Ok(None) };
@@ -445,6 +485,22 @@ impl Catalog {
                 Some(Err(_dead)) => continue,
             }
         }
+    }
+
+    /// Ends a job whose lease expired on its last attempt.
+    fn dead_letter(&self, job: &Job, worker: &str) -> Result<(), QueueError> {
+        let now = self.now();
+        let reason = job
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "lease expired".into());
+        self.pool.tx(|c| {
+            c.exec(
+                &format!("UPDATE jobs SET state = 'dead', lease_owner = NULL, lease_token = NULL, attempts = max_attempts, updated_ms = {now} WHERE id = $1"),
+                &[job.id.into()],
+            )?;
+            self.event(c, job.id, "dead", Some(worker), Some(&reason))
+        })
     }
 
     /// Renews the lease and records the stage and progress.
@@ -489,16 +545,40 @@ impl Catalog {
         output_prefix: &str,
     ) -> Result<bool, QueueError> {
         let now = self.now();
+        let update = format!(
+            "UPDATE jobs SET state = 'in-review', progress = 1, lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, last_error = NULL, updated_ms = {now}, completed_ms = {now} \
+             WHERE id = $1 AND lease_token = $2 RETURNING id, video_id"
+        );
+        if self.pool.dialect == Dialect::Postgres {
+            // One statement: finish the job, point the video at its outputs, log.
+            let sql = format!(
+                "WITH done AS ({update}), \
+                 v AS (UPDATE videos SET output_prefix = $3 WHERE id IN (SELECT video_id FROM done)), \
+                 e AS (INSERT INTO job_events (job_id, at_ms, kind, worker, detail) SELECT id, {now}, 'completed', $4, $3 FROM done) \
+                 SELECT id FROM done"
+            );
+            let rows = self.pool.with(|c| {
+                c.query(
+                    &sql,
+                    &[
+                        job.into(),
+                        token.into(),
+                        output_prefix.into(),
+                        worker.into(),
+                    ],
+                )
+            })?;
+            return Ok(!rows.is_empty());
+        }
         self.pool.tx(|c| {
-            let rows = c.query(
-                &format!(
-                    "UPDATE jobs SET state = 'in-review', progress = 1, lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, last_error = NULL, updated_ms = {now}, completed_ms = {now} \
-                     WHERE id = $1 AND lease_token = $2 RETURNING video_id"
-                ),
-                &[job.into(), token.into()],
+            let rows = c.query(&update, &[job.into(), token.into()])?;
+            let Some(video) = rows.first().map(|r| r.text(1)) else {
+                return Ok(false);
+            };
+            c.exec(
+                "UPDATE videos SET output_prefix = $1 WHERE id = $2",
+                &[output_prefix.into(), video.into()],
             )?;
-            let Some(video) = rows.first().map(|r| r.text(0)) else { return Ok(false) };
-            c.exec("UPDATE videos SET output_prefix = $1 WHERE id = $2", &[output_prefix.into(), video.into()])?;
             self.event(c, job, "completed", Some(worker), Some(output_prefix))?;
             Ok(true)
         })

@@ -119,6 +119,13 @@ const MIGRATIONS: &[(i64, &str)] = &[
         created_ms BIGINT NOT NULL
     );",
     ),
+    (
+        3,
+        // Claims look for the oldest queued job and for expired leases;
+        // partial indexes keep both lookups from scanning finished jobs.
+        "CREATE INDEX jobs_queued ON jobs (id) WHERE state = 'queued';
+    CREATE INDEX jobs_leased ON jobs (lease_expires_ms) WHERE state IN ('probing', 'transcoding', 'captioning', 'tagging');",
+    ),
 ];
 
 pub fn migrate(c: &mut dyn Conn, dialect: Dialect) -> Result<(), QueueError> {
