@@ -125,6 +125,12 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
         heading.contains("v2") && heading.contains("ayesha"),
         "{heading}"
     );
+    // The history keeps both versions, with who made each.
+    let history = b.text(".track-panel:not([hidden]) details.history");
+    assert!(
+        history.contains("v2 · edited · ayesha") && history.contains("v1 · ok · whisper"),
+        "{history}"
+    );
     b.screenshot(&artifacts().join("review-page-edited.png"));
 
     // Approve the video.

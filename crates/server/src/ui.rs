@@ -350,7 +350,7 @@ fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String 
          <h2>{track} <small>v{version} by {author} · {status}{reason}</small></h2>\
          <form method=\"post\" action=\"/review/{id}/captions/{track}\" class=\"cues\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"n\" value=\"{n}\">\
-         <ol>{rows}</ol><button class=\"save-captions\">Save captions (new version)</button></form>\
+         <ol>{rows}</ol><button class=\"save-captions\">Save captions (new version)</button></form>{history}\
          <form method=\"post\" action=\"/review/{id}/captions/{track}/decision\" class=\"decision\">\
          <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"reason\" placeholder=\"reason (for a rejection)\">\
          <button name=\"decision\" value=\"approve\" class=\"approve-track\">Approve track</button>\
@@ -366,7 +366,32 @@ fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String 
             .map(|r| format!(" ({})", esc(r)))
             .unwrap_or_default(),
         n = t.cues.len(),
+        history = history(v, &t.track),
     )
+}
+
+/// The versions of one track: who changed it, when, and to what status.
+fn history(v: &VideoView, track: &str) -> String {
+    let items: String = v
+        .history
+        .iter()
+        .filter(|h| h.track == track)
+        .rev()
+        .map(|h| {
+            format!(
+                "<li>v{} · {} · {} · {}{}</li>",
+                h.version,
+                esc(&h.status),
+                esc(&h.author),
+                crate::rfc3339(h.created_ms),
+                h.reason
+                    .as_deref()
+                    .map(|r| format!(" · {}", esc(r)))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    format!("<details class=\"history\" open><summary>History</summary><ol>{items}</ol></details>")
 }
 
 pub async fn video_page(

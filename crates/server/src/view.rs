@@ -38,6 +38,8 @@ pub struct VideoView {
     pub tracks: Vec<TrackView>,
     pub tags: Value,
     pub tags_version: i64,
+    /// Every caption version of every track, oldest first (who, when, status).
+    pub history: Vec<stemfeed_queue::CaptionVersion>,
 }
 
 impl VideoView {
@@ -173,6 +175,8 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
         })
         .collect();
     let vid = id.to_owned();
+    let history = app.db(move |c| c.caption_versions(&vid)).await?;
+    let vid = id.to_owned();
     let (tags, tags_version) = match app.db(move |c| c.latest_tags(&vid)).await? {
         Some((version, _, json)) => (serde_json::from_str(&json).unwrap_or(Value::Null), version),
         None => match app.store.get_bytes(&format!("{base}tags.json")).await {
@@ -187,5 +191,6 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
         tracks,
         tags,
         tags_version,
+        history,
     })
 }

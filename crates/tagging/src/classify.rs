@@ -531,13 +531,17 @@ impl Tagger {
         if let Some(band) = doc.grade_hint.and_then(|g| tax.band_of_grade(g)) {
             return Some(estimate(band, 0.8, "hint", None));
         }
-        // 3. Where the curriculum teaches the matched topics.
+        // 3. Where the curriculum teaches the matched topics: each topic votes
+        //    for its bands, most for the middle of its range (a short video
+        //    on a topic taught from grade 3 to 10 is rarely for grade 3).
         let mut votes = vec![0.0; tax.grade_bands.len()];
         for (owner, score) in owner_score {
             if let Owner::Topic(si, ti) = owner {
-                for (k, id) in tax.subjects[*si].topics[*ti].grades.iter().enumerate() {
+                let bands = &tax.subjects[*si].topics[*ti].grades;
+                let centre = (bands.len() as f64 - 1.0) / 2.0;
+                for (k, id) in bands.iter().enumerate() {
                     if let Some(bi) = tax.grade_bands.iter().position(|b| &b.id == id) {
-                        votes[bi] += score * if k == 0 { 1.0 } else { 0.6 };
+                        votes[bi] += score * (1.0 - (k as f64 - centre).abs() / bands.len() as f64);
                     }
                 }
             }
