@@ -17,4 +17,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --locked
 # Models come through the product's own command (idempotent, cached).
 target/debug/stemfeed models install default
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -122,9 +122,22 @@ pub async fn serve(
         let (mut sock, _) = listener.accept().await?;
         let (metrics, catalog) = (Arc::clone(&metrics), Arc::clone(&catalog));
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = sock.read(&mut buf).await.unwrap_or(0);
-            let request = String::from_utf8_lossy(&buf[..n]);
+            // Read the whole request head: it may arrive in several pieces.
+            let mut buf = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            let head = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 * 1024 {
+                    match sock.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            })
+            .await;
+            if head.is_err() {
+                return;
+            }
+            let request = String::from_utf8_lossy(&buf);
             let response = if request.starts_with("GET /metrics ") {
                 let counts = tokio::task::spawn_blocking(move || catalog.counts())
                     .await

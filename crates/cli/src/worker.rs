@@ -141,6 +141,7 @@ pub async fn run_pool(
     let work = shared.config.data_dir.join("work");
     let mut tasks = tokio::task::JoinSet::new();
     let mut last_scan: Option<Instant> = None;
+    let mut seen = stemfeed_server::ingest::Seen::new();
     while !*stop.borrow() {
         while let Some(done) = tasks.try_join_next() {
             if let Err(e) = done {
@@ -155,6 +156,7 @@ pub async fn run_pool(
                 &shared.id,
                 &work,
                 w.max_attempts,
+                &mut seen,
             )
             .await
             {

@@ -12,6 +12,9 @@ use stemfeed_core::Config;
 use stemfeed_queue::{Catalog, NewVideo, Submitted, source_key};
 use stemfeed_store::{LocalStore, ObjectStore, S3Options, S3Store};
 
+/// Objects (key, version) a watcher has settled, and when.
+pub type Seen = std::collections::HashMap<(String, String), std::time::Instant>;
+
 /// Prefix the watcher turns into jobs.
 pub const INCOMING: &str = "incoming/";
 /// An ingest claimed this long ago by a watcher that never finished it is
@@ -135,13 +138,22 @@ pub async fn scan_incoming(
     owner: &str,
     work: &Path,
     max_attempts: u32,
+    seen: &mut Seen,
 ) -> anyhow::Result<usize> {
     let objects = store.list(INCOMING).await?;
     let mut ingested = 0;
+    seen.retain(|_, at| at.elapsed() < STALE_INGEST);
     for object in &objects {
         if object.key.ends_with(".json") {
             continue;
         }
+        // Objects this watcher already settled are not asked about again
+        // (until a stale claim elsewhere could need taking over).
+        let id = (object.key.clone(), object.etag.clone());
+        if seen.contains_key(&id) {
+            continue;
+        }
+        seen.insert(id, std::time::Instant::now());
         let (c, key, etag, who) = (
             Arc::clone(catalog),
             object.key.clone(),
@@ -161,8 +173,11 @@ pub async fn scan_incoming(
             .unwrap_or(&object.key)
             .to_owned();
         let meta = match store.get_bytes(&format!("{}.json", object.key)).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .with_context(|| format!("{}.json: invalid upload metadata", object.key))?,
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                // The video still counts; its metadata can be fixed in review.
+                tracing::warn!(key = %object.key, "{}.json: invalid upload metadata, ignored: {e}", object.key);
+                UploadMeta::default()
+            }),
             Err(e) if e.is_not_found() => UploadMeta::default(),
             Err(e) => return Err(e.into()),
         };
