@@ -51,6 +51,44 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
             "aac",
         ],
     );
+    // And one in Urdu, to see right-to-left captions in a Nastaliq font.
+    let urdu_wav = common::espeak(
+        dir.path(),
+        "urdu.wav",
+        "ur",
+        "کشش ثقل گیند کو نیچے کھینچتی ہے۔ قوت سے اسراع پیدا ہوتا ہے۔",
+    );
+    let urdu_clip = common::ffmpeg_make(
+        dir.path(),
+        "urdu-ball.mp4",
+        &[
+            "testsrc2=size=360x640:rate=25",
+            &format!("amovie={}", urdu_wav.display()),
+        ],
+        &[
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let urdu = server.submit(
+        &submitter,
+        &urdu_clip,
+        &["--title", "گیند کیوں گرتی ہے؟", "--language", "ur"],
+    );
+    assert!(
+        urdu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&urdu.stderr)
+    );
+    let urdu: serde_json::Value = serde_json::from_slice(&urdu.stdout).unwrap();
+    let urdu_video = urdu["video"].as_str().unwrap().to_owned();
     let out = server.submit(
         &submitter,
         &clip,
@@ -183,6 +221,48 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
             .unwrap()
             .starts_with("bytes 0-1023/")
     );
+    // Urdu captions read right to left, in a Nastaliq font the browser has.
+    server.wait_for_state(
+        &submitter,
+        &urdu_video,
+        "in-review",
+        Duration::from_secs(300),
+    );
+    b.goto(&format!("{}/review/{urdu_video}", server.url));
+    b.find(".track-panel[data-lang='ur'] textarea");
+    let direction = b.script("return getComputedStyle(document.querySelector(\".track-panel[data-lang='ur'] textarea\")).direction;");
+    assert_eq!(direction, "rtl");
+    let family = b.script("return getComputedStyle(document.querySelector(\".track-panel[data-lang='ur'] textarea\")).fontFamily;");
+    assert!(
+        family.as_str().unwrap().contains("Noto Nastaliq Urdu"),
+        "{family}"
+    );
+    let preview = b.script(
+        "const p = document.querySelector(\".track-panel[data-lang='ur'] p.words\"); return [getComputedStyle(p).direction, getComputedStyle(p).fontFamily];",
+    );
+    assert!(
+        preview[0] == "rtl" && preview[1].as_str().unwrap().contains("Noto Nastaliq Urdu"),
+        "{preview}"
+    );
+    // The font is really there: Urdu text set in it measures differently from the fallback.
+    let widths = b.script(
+        "const c = document.createElement('canvas').getContext('2d'); const t = 'کشش ثقل گیند کو نیچے کھینچتی ہے';\
+         c.font = '32px \"Noto Nastaliq Urdu\", monospace'; const a = c.measureText(t).width;\
+         c.font = '32px monospace'; const b = c.measureText(t).width; return [a, b];",
+    );
+    assert_ne!(
+        widths[0], widths[1],
+        "Noto Nastaliq Urdu is not installed (fonts-noto-core)"
+    );
+    let first = b.value(".track-panel[data-lang='ur'] textarea");
+    assert!(
+        first
+            .chars()
+            .any(|c| ('\u{0600}'..='\u{06FF}').contains(&c)),
+        "{first}"
+    );
+    b.screenshot(&artifacts().join("review-page-urdu.png"));
+
     // The edit was re-exported next to the outputs.
     assert!(
         server

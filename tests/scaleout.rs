@@ -447,3 +447,71 @@ fn embedded_mode_two_watchers_one_job_per_upload() {
         6
     );
 }
+
+#[test]
+fn sigterm_past_the_grace_period_hands_the_job_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // Long enough to be mid-transcode when the signal comes.
+    let clip = common::ffmpeg_make(
+        dir.path(),
+        "long.mp4",
+        &["testsrc2=size=1080x1920:rate=30:duration=10"],
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+        ],
+    );
+    let store = LocalStore::new(data.join("objects"));
+    rt().block_on(store.put_file("incoming/long.mp4", &clip))
+        .unwrap();
+    let config = write_config(
+        dir.path(),
+        "graceless",
+        &format!(
+            "data_dir = \"{}\"\n[worker]\npoll_millis = 100\nlease_seconds = 3\nshutdown_grace_seconds = 0\n",
+            data.display()
+        ),
+    );
+    let mut worker = spawn_worker(&config, "g", &[], dir.path(), false);
+    let catalog_path = format!("sqlite:{}", data.join("catalog.db").display());
+    wait_until(
+        "the job to be transcoding",
+        Duration::from_secs(120),
+        || {
+            Catalog::open(&catalog_path)
+                .ok()
+                .and_then(|c| c.jobs(None).ok())
+                .is_some_and(|jobs| jobs.iter().any(|j| j.state == JobState::Transcoding))
+        },
+    );
+    Command::new("kill")
+        .args(["-TERM", &worker.id().to_string()])
+        .status()
+        .unwrap();
+    let status = worker.wait().unwrap();
+    assert!(
+        status.success(),
+        "worker exited with {status}\n{}",
+        logs(dir.path())
+    );
+    let catalog = Catalog::open(&catalog_path).unwrap();
+    let job = &catalog.jobs(None).unwrap()[0];
+    // Back in the queue for another worker, without using up an attempt.
+    assert_eq!(
+        (job.state, job.attempts, job.lease_owner.as_deref()),
+        (JobState::Queued, 0, None),
+        "{job:?}"
+    );
+    let events: Vec<String> = catalog
+        .events(job.id)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert!(events.contains(&"released".to_owned()), "{events:?}");
+}

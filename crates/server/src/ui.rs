@@ -320,10 +320,11 @@ fn marked_words(cue: &Cue) -> String {
 
 fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String {
     let rtl = bidi::is_rtl_language(&t.language);
-    let dir = if rtl {
-        " dir=\"rtl\" class=\"rtl\""
+    // Right-to-left lines in a Nastaliq font (class "rtl" in review.css).
+    let (dir, rtl_class) = if rtl {
+        (" dir=\"rtl\"", " rtl")
     } else {
-        " dir=\"ltr\""
+        (" dir=\"ltr\"", "")
     };
     let mut rows = String::new();
     for (i, c) in t.cues.iter().enumerate() {
@@ -332,8 +333,8 @@ fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String 
             rows,
             "<li class=\"cue{}\" data-start=\"{s}\" data-end=\"{e}\"><button type=\"button\" class=\"cue-time\">▶ {s}</button>\
              <input class=\"t\" name=\"start_{i}\" value=\"{s}\" size=\"7\"> – <input class=\"t\" name=\"end_{i}\" value=\"{e}\" size=\"7\">\
-             <span class=\"conf\">{}</span><p class=\"words\" lang=\"{lang}\"{dir}>{}</p>\
-             <textarea name=\"text_{i}\" rows=\"2\" lang=\"{lang}\"{dir}>{}</textarea></li>",
+             <span class=\"conf\">{}</span><p class=\"words{rtl_class}\" lang=\"{lang}\"{dir}>{}</p>\
+             <textarea name=\"text_{i}\" rows=\"2\" lang=\"{lang}\"{dir} class=\"{rtl_class}\">{}</textarea></li>",
             if low { " low" } else { "" },
             c.confidence.map_or(String::new(), |x| format!("{x:.2}")),
             marked_words(c),
@@ -341,6 +342,7 @@ fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String 
             s = fmt_time(c.start),
             e = fmt_time(c.end),
             lang = esc(&t.language),
+            rtl_class = rtl_class,
         );
     }
     let id = &v.video.id;

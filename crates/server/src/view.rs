@@ -153,7 +153,7 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
         let vid = id.to_owned();
         versions = app.db(move |c| c.latest_captions(&vid)).await?;
     }
-    let tracks = versions
+    let mut tracks = versions
         .into_iter()
         .map(|v| {
             let (language, kind) = v
@@ -173,7 +173,9 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
                 author: v.author,
             }
         })
-        .collect();
+        .collect::<Vec<TrackView>>();
+    // The transcript in the spoken language first, translations after.
+    tracks.sort_by_key(|t| (t.kind != "transcript", t.track.clone()));
     let vid = id.to_owned();
     let history = app.db(move |c| c.caption_versions(&vid)).await?;
     let vid = id.to_owned();
