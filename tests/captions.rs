@@ -5,43 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use common::{ensure_default_models, espeak, ffmpeg_make, run, stemfeed, text};
 use serde_json::Value;
-
-/// A vertical video whose audio is `wav` (ffmpeg as a test-time muxer).
-fn video_with(dir: &Path, name: &str, wav: &Path) -> PathBuf {
-    let path = dir.join(name);
-    let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=360x640:rate=30",
-            "-i",
-        ])
-        .arg(wav)
-        .args([
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ])
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    path
-}
 
 fn process(input: &Path, out: &Path, extra: &[&str]) -> Value {
     ensure_default_models();
@@ -116,7 +83,7 @@ fn english_speech_is_detected_transcribed_and_timed() {
         "en",
         "Photosynthesis turns sunlight into chemical energy. Newton's second law connects force, mass and acceleration.",
     );
-    let input = video_with(dir.path(), "lesson.mp4", &wav);
+    let input = common::video_with(dir.path(), "lesson.mp4", &wav);
     let out = dir.path().join("out");
     let manifest = process(&input, &out, &[]);
     let lang = &manifest["captions"]["language"];
@@ -216,7 +183,7 @@ fn urdu_speech_is_detected_and_written_in_arabic_script_right_to_left() {
         "ur",
         "نیوٹن کا دوسرا قانون کہتا ہے کہ قوت برابر ہے کمیت ضرب اسراع۔ روشنی کی رفتار بہت زیادہ ہے۔",
     );
-    let input = video_with(dir.path(), "urdu.mp4", &wav);
+    let input = common::video_with(dir.path(), "urdu.mp4", &wav);
     let out = dir.path().join("out");
     let manifest = process(&input, &out, &[]);
     assert_eq!(
@@ -303,7 +270,7 @@ fn script_guard_catches_a_wrong_forced_language() {
         "ur",
         "نیوٹن کا دوسرا قانون کہتا ہے کہ قوت برابر ہے کمیت ضرب اسراع۔",
     );
-    let input = video_with(dir.path(), "urdu.mp4", &wav);
+    let input = common::video_with(dir.path(), "urdu.mp4", &wav);
     let out = dir.path().join("out");
     // A submitter says Hindi for Urdu speech. Depending on the prompt, the
     // base model writes Devanagari (right for hi) or romanised text (wrong):
@@ -346,7 +313,7 @@ fn pashto_is_never_published_as_ok() {
     let dir = tempfile::tempdir().unwrap();
     // espeak has no Pashto voice: Urdu speech stands in; the point is the policy.
     let wav = espeak(dir.path(), "ps.wav", "ur", "روشنی کی رفتار بہت زیادہ ہے۔");
-    let input = video_with(dir.path(), "pashto.mp4", &wav);
+    let input = common::video_with(dir.path(), "pashto.mp4", &wav);
     let manifest = process(&input, &dir.path().join("out"), &["--language", "ps"]);
     for t in manifest["captions"]["tracks"].as_array().unwrap() {
         assert_eq!(t["status"], "needs-human", "{t}");

@@ -32,25 +32,7 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
         "en",
         "Gravity pulls the ball down. The force makes it accelerate toward the ground.",
     );
-    let clip = common::ffmpeg_make(
-        dir.path(),
-        "falling-ball.mp4",
-        &[
-            "testsrc2=size=360x640:rate=25",
-            &format!("amovie={}", wav.display()),
-        ],
-        &[
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let clip = common::video_with(dir.path(), "falling-ball.mp4", &wav);
     // And one in Urdu, to see right-to-left captions in a Nastaliq font.
     let urdu_wav = common::espeak(
         dir.path(),
@@ -58,25 +40,7 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
         "ur",
         "کشش ثقل گیند کو نیچے کھینچتی ہے۔ قوت سے اسراع پیدا ہوتا ہے۔",
     );
-    let urdu_clip = common::ffmpeg_make(
-        dir.path(),
-        "urdu-ball.mp4",
-        &[
-            "testsrc2=size=360x640:rate=25",
-            &format!("amovie={}", urdu_wav.display()),
-        ],
-        &[
-            "-shortest",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-        ],
-    );
+    let urdu_clip = common::video_with(dir.path(), "urdu-ball.mp4", &urdu_wav);
     let urdu = server.submit(
         &submitter,
         &urdu_clip,

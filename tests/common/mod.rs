@@ -121,3 +121,35 @@ pub fn ffmpeg_rotate(dir: &Path, src: &Path, name: &str, degrees: u32) -> PathBu
     assert!(out.status.success(), "{}", text(&out.stderr));
     path
 }
+
+/// A vertical video whose audio is `wav` (ffmpeg as a test-time muxer).
+pub fn video_with(dir: &Path, name: &str, wav: &Path) -> PathBuf {
+    let path = dir.join(name);
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=360x640:rate=30",
+            "-i",
+        ])
+        .arg(wav)
+        .args([
+            "-shortest",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    path
+}

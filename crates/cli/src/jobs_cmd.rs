@@ -8,24 +8,13 @@ use anyhow::Context;
 use clap::Subcommand;
 use stemfeed_core::Config;
 
-use stemfeed_server::ingest::UploadMeta;
-
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Store a video as a new upload and queue its job (the same content twice is one video).
     Submit {
         file: PathBuf,
-        #[arg(long, default_value = "")]
-        title: String,
-        #[arg(long, default_value = "")]
-        description: String,
-        #[arg(long, default_value = "")]
-        creator: String,
-        /// Spoken language hint (ISO 639-1).
-        #[arg(long)]
-        language: Option<String>,
-        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
-        grade: Option<u8>,
+        #[command(flatten)]
+        meta: crate::submit_cmd::MetaArgs,
     },
     /// Jobs and queue depth by state, as JSON.
     List,
@@ -44,27 +33,13 @@ pub fn run(cmd: JobsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         let catalog = stemfeed_server::ingest::open_catalog(config).await?;
         let c = std::sync::Arc::clone(&catalog);
         let out = match cmd {
-            JobsCommand::Submit {
-                file,
-                title,
-                description,
-                creator,
-                language,
-                grade,
-            } => {
+            JobsCommand::Submit { file, meta } => {
                 let store = stemfeed_server::ingest::open_store(config).await?;
                 let name = file
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "upload".to_owned());
-                let meta = UploadMeta {
-                    filename: name.clone(),
-                    title,
-                    description,
-                    creator,
-                    language,
-                    grade,
-                };
+                let meta = meta.into_meta(name.clone());
                 let s = stemfeed_server::ingest::submit_file(&*store, &catalog, &file, &name, &meta, config.worker.max_attempts).await?;
                 match s {
                     stemfeed_queue::Submitted::Created { video_id, job_id } => {

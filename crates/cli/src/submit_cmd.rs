@@ -20,17 +20,8 @@ pub struct SubmitArgs {
     /// API token of a submitter (`stemfeed tokens add NAME --role submitter`).
     #[arg(long, env = "STEMFEED_TOKEN")]
     token: String,
-    #[arg(long, default_value = "")]
-    title: String,
-    #[arg(long, default_value = "")]
-    description: String,
-    #[arg(long, default_value = "")]
-    creator: String,
-    /// Spoken language hint (ISO 639-1).
-    #[arg(long)]
-    language: Option<String>,
-    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
-    grade: Option<u8>,
+    #[command(flatten)]
+    meta: MetaArgs,
     /// Chunk size in MiB.
     #[arg(long, default_value_t = 8)]
     chunk_mib: u64,
@@ -40,6 +31,36 @@ pub struct SubmitArgs {
     /// Stop after this many bytes (tests resumption; the upload stays resumable).
     #[arg(long, hide = true)]
     stop_after: Option<u64>,
+}
+
+/// What a submitter says about an upload (shared by `submit` and `jobs submit`).
+#[derive(Debug, Clone, Args)]
+pub struct MetaArgs {
+    #[arg(long, default_value = "")]
+    pub title: String,
+    #[arg(long, default_value = "")]
+    pub description: String,
+    #[arg(long, default_value = "")]
+    pub creator: String,
+    /// Spoken language hint (ISO 639-1).
+    #[arg(long)]
+    pub language: Option<String>,
+    /// The audience's grade, 1–12.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=12))]
+    pub grade: Option<u8>,
+}
+
+impl MetaArgs {
+    pub fn into_meta(self, filename: String) -> stemfeed_server::ingest::UploadMeta {
+        stemfeed_server::ingest::UploadMeta {
+            filename,
+            title: self.title,
+            description: self.description,
+            creator: self.creator,
+            language: self.language,
+            grade: self.grade,
+        }
+    }
 }
 
 fn b64(s: &str) -> String {
@@ -82,18 +103,18 @@ pub fn run(args: &SubmitArgs) -> anyhow::Result<ExitCode> {
         None => {
             let mut meta = vec![format!("filename {}", b64(&name))];
             for (k, v) in [
-                ("title", &args.title),
-                ("description", &args.description),
-                ("creator", &args.creator),
+                ("title", &args.meta.title),
+                ("description", &args.meta.description),
+                ("creator", &args.meta.creator),
             ] {
                 if !v.is_empty() {
                     meta.push(format!("{k} {}", b64(v)));
                 }
             }
-            if let Some(l) = &args.language {
+            if let Some(l) = &args.meta.language {
                 meta.push(format!("language {}", b64(l)));
             }
-            if let Some(g) = args.grade {
+            if let Some(g) = args.meta.grade {
                 meta.push(format!("grade {}", b64(&g.to_string())));
             }
             let resp = agent

@@ -652,6 +652,11 @@ pub async fn save_captions(
         Ok::<_, ApiError>(())
     }
     .await;
+    back_to_video(&id, result)
+}
+
+/// After a form post: back to the video page, or the error.
+fn back_to_video(id: &str, result: Result<(), ApiError>) -> Response {
     match result {
         Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
         Err(e) => e.into_response(),
@@ -724,10 +729,7 @@ pub async fn track_decision(
         Ok::<_, ApiError>(())
     }
     .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
-        Err(e) => e.into_response(),
-    }
+    back_to_video(&id, result)
 }
 
 pub async fn save_tags(
@@ -781,10 +783,7 @@ pub async fn save_tags(
         Ok::<_, ApiError>(())
     }
     .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
-        Err(e) => e.into_response(),
-    }
+    back_to_video(&id, result)
 }
 
 pub async fn video_decision(
@@ -814,8 +813,5 @@ pub async fn video_decision(
         Ok(())
     }
     .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/review/{id}")).into_response(),
-        Err(e) => e.into_response(),
-    }
+    back_to_video(&id, result)
 }

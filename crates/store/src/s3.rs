@@ -130,6 +130,26 @@ impl S3Store {
         }
     }
 
+    /// Starts a GET; a missing key is [`StoreError::NotFound`].
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
+        let full = self.full(key)?;
+        self.client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_no_such_key() => StoreError::NotFound {
+                    key: key.to_owned(),
+                },
+                _ => remote(key, "get", e),
+            })
+    }
+
     async fn put_multipart(
         &self,
         key: &str,
@@ -253,20 +273,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_file(&self, key: &str, file: &Path) -> Result<u64, StoreError> {
-        let full = self.full(key)?;
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.opts.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_key() => StoreError::NotFound {
-                    key: key.to_owned(),
-                },
-                _ => remote(key, "get", e),
-            })?;
+        let resp = self.get_object(key).await?;
         let tmp = file.with_file_name(format!(
             ".{}.partial",
             file.file_name()
@@ -307,20 +314,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        let full = self.full(key)?;
-        let resp = self
-            .client
-            .get_object()
-            .bucket(&self.opts.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_key() => StoreError::NotFound {
-                    key: key.to_owned(),
-                },
-                _ => remote(key, "get", e),
-            })?;
+        let resp = self.get_object(key).await?;
         let data = resp
             .body
             .collect()
