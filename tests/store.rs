@@ -29,6 +29,17 @@ fn noise_file(path: &Path, len: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The keys under `prefix`, as listed.
+async fn keys_under(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    store
+        .list(prefix)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.key)
+        .collect()
+}
+
 async fn behaviour(store: &dyn ObjectStore, dir: &Path) {
     // Bytes round trip, overwrite replaces.
     store
@@ -83,13 +94,7 @@ async fn behaviour(store: &dyn ObjectStore, dir: &Path) {
     ] {
         store.put_bytes(k, k.as_bytes().to_vec()).await.unwrap();
     }
-    let keys: Vec<String> = store
-        .list("incoming/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let keys = keys_under(store, "incoming/").await;
     assert_eq!(
         keys,
         ["incoming/a.mp4", "incoming/b.mp4", "incoming/sub/d.mp4"]
@@ -108,13 +113,7 @@ async fn behaviour(store: &dyn ObjectStore, dir: &Path) {
             .unwrap(),
         2
     );
-    let keys: Vec<String> = store
-        .list("videos/v2/")
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|o| o.key)
-        .collect();
+    let keys = keys_under(store, "videos/v2/").await;
     assert_eq!(
         keys,
         [

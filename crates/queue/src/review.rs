@@ -80,6 +80,20 @@ pub struct Decision {
     pub created_ms: i64,
 }
 
+impl CaptionVersion {
+    /// The newest version of each track in `all`, by track name.
+    pub fn latest_of(all: &[CaptionVersion]) -> Vec<CaptionVersion> {
+        let mut latest: std::collections::BTreeMap<&str, &CaptionVersion> = Default::default();
+        for v in all {
+            let slot = latest.entry(v.track.as_str()).or_insert(v);
+            if v.version > slot.version {
+                *slot = v;
+            }
+        }
+        latest.into_values().cloned().collect()
+    }
+}
+
 fn caption_of(r: &Row) -> CaptionVersion {
     CaptionVersion {
         video_id: r.text(0),
@@ -333,12 +347,7 @@ impl Catalog {
 
     /// The newest version of each track.
     pub fn latest_captions(&self, video: &str) -> Result<Vec<CaptionVersion>, QueueError> {
-        let mut all = self.caption_versions(video)?;
-        all.reverse();
-        let mut seen = std::collections::BTreeSet::new();
-        all.retain(|v| seen.insert(v.track.clone()));
-        all.sort_by(|a, b| a.track.cmp(&b.track));
-        Ok(all)
+        Ok(CaptionVersion::latest_of(&self.caption_versions(video)?))
     }
 
     pub fn add_tag_version(

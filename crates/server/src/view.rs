@@ -122,8 +122,8 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
     let base = format!("{prefix}/{}", manifest["base"].as_str().unwrap_or_default());
 
     let vid = id.to_owned();
-    let mut versions = app.db(move |c| c.latest_captions(&vid)).await?;
-    if versions.is_empty() {
+    let mut history = app.db(move |c| c.caption_versions(&vid)).await?;
+    if history.is_empty() {
         // First look: the recognised tracks become version 1.
         for t in manifest["captions"]["tracks"]
             .as_array()
@@ -151,9 +151,9 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
             .await?;
         }
         let vid = id.to_owned();
-        versions = app.db(move |c| c.latest_captions(&vid)).await?;
+        history = app.db(move |c| c.caption_versions(&vid)).await?;
     }
-    let mut tracks = versions
+    let mut tracks = stemfeed_queue::CaptionVersion::latest_of(&history)
         .into_iter()
         .map(|v| {
             let (language, kind) = v
@@ -176,8 +176,6 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
         .collect::<Vec<TrackView>>();
     // The transcript in the spoken language first, translations after.
     tracks.sort_by_key(|t| (t.kind != "transcript", t.track.clone()));
-    let vid = id.to_owned();
-    let history = app.db(move |c| c.caption_versions(&vid)).await?;
     let vid = id.to_owned();
     let (tags, tags_version) = match app.db(move |c| c.latest_tags(&vid)).await? {
         Some((version, _, json)) => (serde_json::from_str(&json).unwrap_or(Value::Null), version),

@@ -135,6 +135,9 @@ pub struct Evidence {
     pub end: Option<f64>,
 }
 
+/// A term's weight for its owner, and how often it was found per source.
+type TermCounts = (f64, BTreeMap<Source, usize>);
+
 /// Below this much STEM evidence a video is not called STEM.
 const MIN_STEM_SCORE: f64 = 1.5;
 /// A subject is tagged (besides the top one) above this share of the top score.
@@ -291,28 +294,24 @@ impl Tagger {
         }
 
         // Per owner, per term: weighted count per source, log-damped and capped.
-        let mut counts: BTreeMap<(Owner, &str), BTreeMap<Source, usize>> = BTreeMap::new();
+        // Keyed by owner and term, with the term's weight for that owner.
+        let mut counts: BTreeMap<(Owner, &str), TermCounts> = BTreeMap::new();
         for h in &hits {
             *counts
                 .entry((h.entry.owner, h.entry.term.as_str()))
-                .or_default()
+                .or_insert_with(|| (h.entry.weight, BTreeMap::new()))
+                .1
                 .entry(h.source)
                 .or_default() += 1;
         }
-        let weight_of = |owner: Owner, term: &str| {
-            hits.iter()
-                .find(|h| h.entry.owner == owner && h.entry.term == term)
-                .map_or(0.0, |h| h.entry.weight)
-        };
         let mut owner_score: BTreeMap<Owner, f64> = BTreeMap::new();
         let mut term_score: BTreeMap<(Owner, &str), f64> = BTreeMap::new();
-        for (&(owner, term), per_source) in &counts {
-            let w = weight_of(owner, term);
+        for (&(owner, term), (w, per_source)) in &counts {
             let raw: f64 = per_source
                 .iter()
                 .map(|(s, &n)| s.weight() * (1.0 + (n as f64).ln()))
                 .sum();
-            let score = w * raw.min(TERM_CAP);
+            let score = *w * raw.min(TERM_CAP);
             term_score.insert((owner, term), score);
             *owner_score.entry(owner).or_default() += score;
         }
