@@ -15,7 +15,7 @@ PACKAGES=(
   postgresql
   # Tests: generated speech, audio measurement, output verification, and a
   # Python virtual environment for the S3-protocol test server.
-  espeak-ng sox ffmpeg python3-venv
+  espeak-ng sox ffmpeg python3-venv zzuf
   # Curator UI: Urdu in a Nastaliq font (Noto Nastaliq Urdu is in
   # fonts-noto-core), and the real browser the end-to-end test drives.
   fonts-noto-core chromium chromium-driver

@@ -1,6 +1,9 @@
 //! One behavioural suite for the queue and catalog, run against both
 //! backends: SQLite (a temporary file) and PostgreSQL (a server started on
-//! loopback for the test).
+//! loopback for the test). Each scenario after the first gets a fresh
+//! catalog, so no scenario's jobs are claimed by another's. PostgreSQL-only
+//! behaviour (restarts, concurrent first starts, TLS) is in
+//! `catalog_postgres.rs`.
 
 mod common;
 
@@ -231,38 +234,407 @@ fn behaviour(c: &Catalog) {
     assert_eq!(counts[&JobState::Failed], 1);
     assert_eq!(counts[&JobState::Cancelled], 2);
     assert_eq!(counts[&JobState::Queued], 1);
+}
 
-    // Ingest of one object is claimed by exactly one watcher.
+/// Ingest claims are leases on the database clock: exactly one watcher
+/// wins an object; a claim whose lease ran out (its watcher died) is taken
+/// over, one that is renewed is not, and a finished one never is.
+fn ingest_leases(c: &Catalog) {
+    let short = Duration::from_secs(1);
     assert!(
         c.claim_ingest("incoming/a.mp4", "e1", "watcher-1", LEASE)
             .unwrap()
     );
     assert!(
-        !c.claim_ingest("incoming/a.mp4", "e1", "watcher-2", LEASE)
-            .unwrap()
+        !c.claim_ingest("incoming/a.mp4", "e1", "watcher-2", Duration::ZERO)
+            .unwrap(),
+        "a held claim was taken over"
     );
     c.finish_ingest("incoming/a.mp4", "e1", "v1").unwrap();
     assert!(
-        !c.claim_ingest("incoming/a.mp4", "e1", "watcher-2", Duration::ZERO)
+        !c.claim_ingest("incoming/a.mp4", "e1", "watcher-2", LEASE)
             .unwrap(),
         "finished ingest taken over"
     );
     assert!(
-        c.claim_ingest("incoming/b.mp4", "e1", "watcher-1", LEASE)
+        c.claim_ingest("incoming/a.mp4", "e2", "watcher-2", LEASE)
+            .unwrap(),
+        "a new version of the object is a new ingest"
+    );
+
+    // watcher-1 dies holding a short lease: watcher-2 takes over once it
+    // runs out, not before, whatever lease watcher-2 asks for.
+    assert!(
+        c.claim_ingest("incoming/b.mp4", "e1", "watcher-1", short)
             .unwrap()
     );
-    std::thread::sleep(Duration::from_millis(50));
     assert!(
-        c.claim_ingest(
-            "incoming/b.mp4",
-            "e1",
-            "watcher-2",
-            Duration::from_millis(10)
-        )
-        .unwrap(),
-        "stale ingest not taken over"
+        !c.claim_ingest("incoming/b.mp4", "e1", "watcher-2", Duration::ZERO)
+            .unwrap()
+    );
+    std::thread::sleep(short + Duration::from_millis(200));
+    assert!(
+        c.claim_ingest("incoming/b.mp4", "e1", "watcher-2", LEASE)
+            .unwrap(),
+        "expired ingest claim not taken over"
+    );
+    assert!(
+        !c.renew_ingest("incoming/b.mp4", "e1", "watcher-1", LEASE)
+            .unwrap(),
+        "the dead watcher renewed a claim it lost"
+    );
+    assert!(
+        !c.claim_ingest("incoming/b.mp4", "e1", "watcher-1", LEASE)
+            .unwrap()
+    );
+
+    // A live watcher renews its lease and keeps the claim past the first one.
+    assert!(
+        c.claim_ingest("incoming/c.mp4", "e1", "watcher-1", short)
+            .unwrap()
+    );
+    assert!(
+        c.renew_ingest("incoming/c.mp4", "e1", "watcher-1", LEASE)
+            .unwrap()
+    );
+    std::thread::sleep(short + Duration::from_millis(200));
+    assert!(
+        !c.claim_ingest("incoming/c.mp4", "e1", "watcher-2", LEASE)
+            .unwrap(),
+        "a renewed ingest claim was taken over"
+    );
+    c.finish_ingest("incoming/c.mp4", "e1", "v3").unwrap();
+    assert!(
+        !c.renew_ingest("incoming/c.mp4", "e1", "watcher-1", short)
+            .unwrap()
     );
 }
+
+/// Infrastructure failures give the attempt back; a crash is retried once,
+/// the second crash of a job fails it as bad input.
+fn failure_kinds(c: &Catalog) {
+    // Infrastructure: requeued with backoff, the attempt not consumed, even
+    // more times than the job has attempts.
+    let job = created(c.submit(&upload(20), 2).unwrap());
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
+    assert_eq!(
+        c.fail(
+            job,
+            &cl.token,
+            "w1",
+            "store: disk full",
+            Failure::Infrastructure,
+            Duration::from_secs(60)
+        )
+        .unwrap(),
+        Some(JobState::Queued)
+    );
+    let j = c.job(job).unwrap().unwrap();
+    assert_eq!(
+        (j.state, j.attempts, j.last_error.as_deref()),
+        (JobState::Queued, 0, Some("store: disk full"))
+    );
+    assert!(
+        c.claim("w1", LEASE).unwrap().is_none(),
+        "backoff not respected"
+    );
+
+    let job = created(c.submit(&upload(21), 2).unwrap());
+    for _ in 0..4 {
+        let cl = c
+            .claim("w1", LEASE)
+            .unwrap()
+            .expect("requeued without backoff");
+        assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
+        assert_eq!(
+            c.fail(
+                job,
+                &cl.token,
+                "w1",
+                "catalog outage",
+                Failure::Infrastructure,
+                NO_BACKOFF
+            )
+            .unwrap(),
+            Some(JobState::Queued)
+        );
+    }
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
+    assert!(c.complete(job, &cl.token, "w1", "videos/x").unwrap());
+    // Each attempt ends with a "retry" event that says it was not counted.
+    let retries = c.events(job).unwrap();
+    let retries: Vec<_> = retries.iter().filter(|e| e.kind == "retry").collect();
+    assert_eq!(retries.len(), 4);
+    assert!(
+        retries.iter().all(|e| e.detail.as_deref()
+            == Some("infrastructure failure, attempt not counted: catalog outage")),
+        "{retries:?}"
+    );
+
+    // Crash: the first is retried (using the attempt), the second fails the
+    // job for good with its message, even with attempts left.
+    let job = created(c.submit(&upload(22), 5).unwrap());
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert_eq!(
+        c.fail(
+            job,
+            &cl.token,
+            "w1",
+            "transcode: killed by signal 9 (SIGKILL)",
+            Failure::Crash,
+            NO_BACKOFF
+        )
+        .unwrap(),
+        Some(JobState::Queued)
+    );
+    let j = c.job(job).unwrap().unwrap();
+    assert_eq!((j.state, j.attempts, j.crashes), (JobState::Queued, 1, 1));
+    // A transient failure in between does not reset the count.
+    let cl = c.claim("w2", LEASE).unwrap().unwrap();
+    assert_eq!((cl.job.id, cl.job.attempts), (job, 2));
+    assert_eq!(
+        c.fail(
+            job,
+            &cl.token,
+            "w2",
+            "store: timeout",
+            Failure::Transient,
+            NO_BACKOFF
+        )
+        .unwrap(),
+        Some(JobState::Queued)
+    );
+    let cl = c.claim("w2", LEASE).unwrap().unwrap();
+    assert_eq!((cl.job.id, cl.job.attempts), (job, 3));
+    let msg = "asr: timed out after 600 s";
+    assert_eq!(
+        c.fail(job, &cl.token, "w2", msg, Failure::Crash, NO_BACKOFF)
+            .unwrap(),
+        Some(JobState::Failed)
+    );
+    let j = c.job(job).unwrap().unwrap();
+    assert_eq!(
+        (j.state, j.attempts, j.crashes, j.last_error.as_deref()),
+        (JobState::Failed, 3, 2, Some(msg))
+    );
+    assert!(
+        c.claim("w1", LEASE).unwrap().is_none(),
+        "a job that crashed twice was retried"
+    );
+    let last = c.events(job).unwrap().pop().unwrap();
+    assert_eq!(last.kind, "failed");
+    assert!(
+        last.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("crashed on 2 attempts, treated as bad input"),
+        "{last:?}"
+    );
+
+    // A first crash on the last attempt is dead, as a transient failure is.
+    let job = created(c.submit(&upload(23), 1).unwrap());
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert_eq!(
+        c.fail(job, &cl.token, "w1", "killed", Failure::Crash, NO_BACKOFF)
+            .unwrap(),
+        Some(JobState::Dead)
+    );
+    // A lost lease records nothing.
+    assert_eq!(
+        c.fail(job, &cl.token, "w1", "late", Failure::Crash, NO_BACKOFF)
+            .unwrap(),
+        None
+    );
+}
+
+/// A cancel requested of a job whose worker is gone, or hands it back, or
+/// fails it for a retry, ends the job cancelled; it is never run again.
+fn cancellation_edges(c: &Catalog) {
+    // The worker dies after the cancel was requested: its lease expires and
+    // the next claim sweeps the job to cancelled instead of running it.
+    let job = created(c.submit(&upload(30), 3).unwrap());
+    let dead = c.claim("w1", Duration::from_millis(200)).unwrap().unwrap();
+    assert_eq!(c.cancel(job).unwrap(), Some(JobState::Probing));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        c.claim("w2", LEASE).unwrap().is_none(),
+        "a cancelled job was run again"
+    );
+    let j = c.job(job).unwrap().unwrap();
+    assert_eq!((j.state, j.lease_owner), (JobState::Cancelled, None));
+    let last = c.events(job).unwrap().pop().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), last.worker.as_deref()),
+        ("cancelled", Some("w2"))
+    );
+    assert!(
+        last.detail
+            .as_deref()
+            .unwrap_or_default()
+            .contains("lease of worker w1 expired in probing"),
+        "{last:?}"
+    );
+    assert_eq!(
+        c.heartbeat(job, &dead.token, JobState::Transcoding, 0.5, LEASE)
+            .unwrap(),
+        Heartbeat::Lost
+    );
+    assert!(!c.complete(job, &dead.token, "w1", "videos/x").unwrap());
+
+    // Handed back on shutdown with a cancel pending: cancelled, not stranded.
+    let job = created(c.submit(&upload(31), 3).unwrap());
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert_eq!(c.cancel(job).unwrap(), Some(JobState::Probing));
+    assert!(c.release(job, &cl.token, "w1").unwrap());
+    assert_eq!(c.job(job).unwrap().unwrap().state, JobState::Cancelled);
+    assert_eq!(c.events(job).unwrap().pop().unwrap().kind, "cancelled");
+    assert!(!c.release(job, &cl.token, "w1").unwrap(), "released twice");
+
+    // A retryable failure with a cancel pending: cancelled, not requeued.
+    for (n, kind) in [
+        (32, Failure::Transient),
+        (33, Failure::Infrastructure),
+        (34, Failure::Crash),
+    ] {
+        let job = created(c.submit(&upload(n), 3).unwrap());
+        let cl = c.claim("w1", LEASE).unwrap().unwrap();
+        c.cancel(job).unwrap();
+        assert_eq!(
+            c.fail(job, &cl.token, "w1", "store: timeout", kind, NO_BACKOFF)
+                .unwrap(),
+            Some(JobState::Cancelled),
+            "{kind:?}"
+        );
+    }
+    // A release without a cancel still requeues.
+    let job = created(c.submit(&upload(35), 3).unwrap());
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert!(c.release(job, &cl.token, "w1").unwrap());
+    assert_eq!(c.job(job).unwrap().unwrap().state, JobState::Queued);
+    assert!(c.claim("w1", LEASE).unwrap().is_some());
+    assert!(
+        c.claim("w1", LEASE).unwrap().is_none(),
+        "a cancelled job was claimed"
+    );
+}
+
+/// The same bytes submitted again fill what the first submission left
+/// empty, and never overwrite what it said.
+fn duplicate_metadata(c: &Catalog) {
+    let bare = NewVideo {
+        title: String::new(),
+        ..upload(40)
+    };
+    let job = created(c.submit(&bare, 3).unwrap());
+    let id = bare.video_id();
+    let richer = NewVideo {
+        original_name: "second-name.mp4".into(),
+        title: "Photosynthesis in five minutes".into(),
+        description: "Light, water, sugar.".into(),
+        creator: "teacher-7".into(),
+        language_hint: Some("ur".into()),
+        grade_hint: Some(7),
+        ..bare.clone()
+    };
+    assert_eq!(
+        c.submit(&richer, 3).unwrap(),
+        Submitted::Duplicate {
+            video_id: id.clone()
+        }
+    );
+    let v = c.video(&id).unwrap().unwrap();
+    assert_eq!(
+        (
+            v.title.as_str(),
+            v.description.as_str(),
+            v.creator.as_str(),
+            v.language_hint.as_deref(),
+            v.grade_hint
+        ),
+        (
+            "Photosynthesis in five minutes",
+            "Light, water, sugar.",
+            "teacher-7",
+            Some("ur"),
+            Some(7)
+        )
+    );
+    assert_eq!(
+        v.original_name, "clip-40.mp4",
+        "the first upload's name stays"
+    );
+    let ev = c.events(job).unwrap().pop().unwrap();
+    assert_eq!(ev.kind, "metadata");
+    assert_eq!(
+        ev.detail.as_deref(),
+        Some(
+            "title, description, creator, language hint, grade hint filled from a second upload of the same content (second-name.mp4)"
+        )
+    );
+
+    // A third submission saying other things changes nothing set.
+    let other = NewVideo {
+        title: "Another title".into(),
+        description: "Another description".into(),
+        language_hint: Some("pa".into()),
+        grade_hint: Some(9),
+        ..bare.clone()
+    };
+    assert!(matches!(
+        c.submit(&other, 3).unwrap(),
+        Submitted::Duplicate { .. }
+    ));
+    assert_eq!(c.video(&id).unwrap().unwrap(), v);
+    assert_eq!(
+        c.events(job)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "metadata")
+            .count(),
+        1
+    );
+
+    // Only the empty fields are filled, from either side.
+    let first = NewVideo {
+        title: "Fractions".into(),
+        language_hint: Some(String::new()),
+        ..upload(41)
+    };
+    c.submit(&first, 3).unwrap();
+    c.submit(
+        &NewVideo {
+            title: "Not this".into(),
+            description: "Halves and quarters".into(),
+            language_hint: Some("sd".into()),
+            ..first.clone()
+        },
+        3,
+    )
+    .unwrap();
+    let v = c.video(&first.video_id()).unwrap().unwrap();
+    assert_eq!(
+        (
+            v.title.as_str(),
+            v.description.as_str(),
+            v.language_hint.as_deref(),
+            v.grade_hint
+        ),
+        ("Fractions", "Halves and quarters", Some("sd"), None)
+    );
+    assert_eq!(c.jobs(None).unwrap().len(), 2, "a duplicate made a job");
+}
+
+/// A named behaviour, run on a fresh catalog of each backend.
+type Scenario = (&'static str, fn(&Catalog));
+
+const SCENARIOS: [Scenario; 4] = [
+    ("ingest_leases", ingest_leases),
+    ("failure_kinds", failure_kinds),
+    ("cancellation_edges", cancellation_edges),
+    ("duplicate_metadata", duplicate_metadata),
+];
 
 /// Eight threads race for forty jobs: each is claimed and completed once.
 fn concurrent_claims(c: Arc<Catalog>) {
@@ -306,6 +678,16 @@ fn sqlite_backend() {
     concurrent_claims(Arc::new(
         Catalog::open(&format!("sqlite:{}", dir2.path().join("c.db").display())).unwrap(),
     ));
+    for (name, scenario) in SCENARIOS {
+        eprintln!("sqlite: {name}");
+        scenario(
+            &Catalog::open(&format!(
+                "sqlite:{}",
+                dir2.path().join(format!("{name}.db")).display()
+            ))
+            .unwrap(),
+        );
+    }
 }
 
 #[test]
@@ -315,4 +697,8 @@ fn postgres_backend() {
     behaviour(&Catalog::open(&url).unwrap());
     assert_eq!(Catalog::open(&url).unwrap().jobs(None).unwrap().len(), 7);
     concurrent_claims(Arc::new(Catalog::open(&pg.database("race")).unwrap()));
+    for (name, scenario) in SCENARIOS {
+        eprintln!("postgres: {name}");
+        scenario(&Catalog::open(&pg.database(name)).unwrap());
+    }
 }

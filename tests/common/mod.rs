@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub mod hostile;
 pub mod server;
 pub mod services;
 pub mod webdriver;

@@ -9,6 +9,7 @@ use serde::Serialize;
 use stemfeed_captions::script::{self, ScriptCounts};
 use stemfeed_captions::segment::{self, Rules};
 use stemfeed_captions::{Cue, Track, Word, bidi};
+pub use stemfeed_captions::{LanguageChoice, Status};
 
 use crate::error::AsrError;
 use crate::model::{Model, Task, TranscribeOptions, Transcript};
@@ -32,27 +33,6 @@ pub struct CaptionOptions {
     /// EXPERIMENTAL: transliterate Gurmukhi Punjabi output to Shahmukhi
     /// (the track stays a draft).
     pub transliterate_gurmukhi: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    Ok,
-    Draft,
-    NeedsHuman,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LanguageChoice {
-    pub language: String,
-    /// "hint", "detected", "detected+decoding" (a close call settled by
-    /// decoding), or "model" (English-only model).
-    pub source: String,
-    pub probability: Option<f32>,
-    pub runner_up: Option<(String, f32)>,
-    /// For close calls: mean token probability of a trial decode per candidate.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub decoding_scores: Vec<(String, f32)>,
 }
 
 /// Detection margins below this are settled by decoding with each candidate.

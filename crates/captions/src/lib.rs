@@ -12,6 +12,7 @@
 
 pub mod bidi;
 pub mod cue;
+pub mod file;
 pub mod script;
 pub mod segment;
 pub mod srt;
@@ -19,6 +20,7 @@ pub mod translit;
 pub mod webvtt;
 
 pub use cue::{Cue, CueSettings, Track, Word};
+pub use file::{CaptionFile, LanguageChoice, Status};
 
 /// A caption file that could not be read. `line` is 1-based.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

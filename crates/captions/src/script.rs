@@ -6,7 +6,7 @@
 //! refuse the wrong one, while English technical terms inside Urdu speech
 //! ("Newton", "DNA") stay allowed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -50,7 +50,7 @@ pub fn word_script(word: &str) -> Option<Script> {
 }
 
 /// Words per script in a text.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScriptCounts {
     pub arabic: usize,
     pub devanagari: usize,

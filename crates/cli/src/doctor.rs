@@ -1,6 +1,6 @@
 //! `stemfeed doctor`: is this machine ready, and if not, what fixes it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -204,8 +204,8 @@ fn check_queue(config: &Config) -> Vec<Check> {
         return Vec::new();
     };
     runtime.block_on(async {
-        let store = match stemfeed_server::ingest::open_store(config).await {
-            Ok(s) => match s.list(stemfeed_server::ingest::INCOMING).await {
+        let store = match stemfeed_worker::open_store(config).await {
+            Ok(s) => match s.list(stemfeed_worker::ingest::INCOMING).await {
                 Ok(objects) => Check {
                     area: "objects",
                     status: Status::Ok,
@@ -230,7 +230,7 @@ fn check_queue(config: &Config) -> Vec<Check> {
                 fix: Some("set [store] url to file:DIR or s3://BUCKET".into()),
             },
         };
-        let queue = match stemfeed_server::ingest::open_catalog(config).await {
+        let queue = match stemfeed_worker::open_catalog(config).await {
             Ok(c) => match tokio::task::spawn_blocking(move || {
                 c.counts().map(|n| (c.describe().to_owned(), n))
             })
@@ -268,8 +268,47 @@ fn check_queue(config: &Config) -> Vec<Check> {
                 ),
             },
         };
-        vec![store, queue]
+        vec![store, queue, check_disk(config)]
     })
+}
+
+/// The work directory's free space against the worker's floor.
+fn check_disk(config: &Config) -> Check {
+    let dir = config.data_dir.join("work");
+    let probe = if dir.exists() {
+        dir.clone()
+    } else {
+        config.data_dir.clone()
+    };
+    let probe = if probe.exists() {
+        probe
+    } else {
+        PathBuf::from(".")
+    };
+    let floor = config.worker.min_free_mib;
+    match stemfeed_worker::wiring::free_mib(&probe) {
+        Ok(free) if free < floor => Check {
+            area: "disk",
+            status: Status::Fail,
+            detail: format!(
+                "{}: {free} MiB free, under worker.min_free_mib = {floor}: workers claim no jobs",
+                dir.display()
+            ),
+            fix: Some("free space on that file system, or move data_dir".into()),
+        },
+        Ok(free) => Check {
+            area: "disk",
+            status: Status::Ok,
+            detail: format!("{}: {free} MiB free (floor {floor} MiB)", dir.display()),
+            fix: None,
+        },
+        Err(e) => Check {
+            area: "disk",
+            status: Status::Fail,
+            detail: format!("{}: {e}", probe.display()),
+            fix: None,
+        },
+    }
 }
 
 fn check_gpu(config: &Config) -> Check {

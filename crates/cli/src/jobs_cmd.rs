@@ -30,17 +30,17 @@ pub fn run(cmd: JobsCommand, config: &Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let catalog = stemfeed_server::ingest::open_catalog(config).await?;
+        let catalog = stemfeed_worker::open_catalog(config).await?;
         let c = std::sync::Arc::clone(&catalog);
         let out = match cmd {
             JobsCommand::Submit { file, meta } => {
-                let store = stemfeed_server::ingest::open_store(config).await?;
+                let store = stemfeed_worker::open_store(config).await?;
                 let name = file
                     .file_name()
                     .map(|n| n.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "upload".to_owned());
                 let meta = meta.into_meta(name.clone());
-                let s = stemfeed_server::ingest::submit_file(&*store, &catalog, &file, &name, &meta, config.worker.max_attempts).await?;
+                let s = stemfeed_worker::ingest::submit_file(&*store, &catalog, &file, &name, &meta, config.worker.max_attempts).await?;
                 match s {
                     stemfeed_queue::Submitted::Created { video_id, job_id } => {
                         serde_json::json!({"video": video_id, "job": job_id, "new": true})

@@ -8,20 +8,18 @@ use clap::{Parser, Subcommand};
 use stemfeed_core::Config;
 
 mod accounts_cmd;
-mod captioning;
 mod captions_cmd;
 mod doctor;
 mod jobs_cmd;
-mod metrics;
 mod models_cmd;
-mod pipeline;
 mod probe_cmd;
 mod process;
 mod serve;
+mod stage_cmd;
 mod submit_cmd;
 mod tagging_cmd;
 mod transcribe;
-mod worker;
+mod worker_cmd;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -73,9 +71,12 @@ enum Command {
     #[command(subcommand)]
     Tokens(accounts_cmd::TokensCommand),
     /// Run jobs from the queue (and turn uploads under incoming/ into jobs) until stopped.
-    Worker(worker::WorkerArgs),
+    Worker(worker_cmd::WorkerArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
     Transcribe(transcribe::TranscribeArgs),
+    /// Internal: the isolated process a worker runs one stage in.
+    #[command(hide = true)]
+    Stage(stage_cmd::StageArgs),
 }
 
 fn main() -> ExitCode {
@@ -91,11 +92,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // A stage process needs no configuration (its request carries what it
+    // may know) and must not read the operator's file of credentials.
+    let command = match cli.command {
+        Command::Stage(args) => return Ok(stage_cmd::run(&args)),
+        other => other,
+    };
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
     if let Some(dir) = cli.models_dir {
         config.models_dir = dir;
     }
-    match cli.command {
+    match command {
         Command::Models(cmd) => models_cmd::run(cmd, &config),
         Command::Captions(cmd) => captions_cmd::run(cmd),
         Command::Doctor(args) => doctor::run(&args, &config),
@@ -107,8 +114,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Submit(args) => submit_cmd::run(&args),
         Command::Users(cmd) => accounts_cmd::users(cmd, &config),
         Command::Tokens(cmd) => accounts_cmd::tokens(cmd, &config),
-        Command::Worker(args) => worker::run(&args, &config),
+        Command::Worker(args) => worker_cmd::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
+        Command::Stage(_) => unreachable!("handled before the configuration is read"),
     }
 }
 

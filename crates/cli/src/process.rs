@@ -1,14 +1,16 @@
 //! `stemfeed process`: one video through probe → validate → transcode →
 //! captions → tags, with `manifest.json` written last so a reader never sees
-//! a half-finished set.
+//! a half-finished set. Runs the stages in this process: the file is the
+//! caller's own and no credentials are at stake (the worker isolates them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use stemfeed_core::Config;
+use stemfeed_pipeline::contract::{JobSpec, StageSettings};
+use stemfeed_pipeline::{Stage, stages};
 
-use crate::pipeline::{self, Stage};
 use crate::probe_cmd::load_profile;
 
 #[derive(Debug, Args)]
@@ -41,13 +43,15 @@ pub struct ProcessArgs {
 pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let profile = load_profile(args.profile.as_deref())?;
     if let Some(lang) = &args.language {
-        stemfeed_server::ingest::check_language(lang)?;
+        stemfeed_worker::ingest::check_language(lang)?;
     }
-    let tagger = crate::tagging_cmd::tagger(config)?;
-    let job = pipeline::Job {
+    let tagger = stemfeed_pipeline::tag::tagger(&config.tagging)?;
+    let scratch = tempfile::tempdir()?;
+    let job = JobSpec {
         input: args.input.clone(),
         display_name: args.input.display().to_string(),
         out: args.out.clone(),
+        scratch: scratch.path().to_path_buf(),
         profile,
         language: args.language.clone(),
         title: args.title.clone(),
@@ -55,9 +59,10 @@ pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
         grade: args.grade,
         captions: !args.no_captions,
     };
+    let settings = StageSettings::from(config);
     let mut last = -1i64;
     let mut progress = |stage: Stage, fraction: f64| {
-        if stage == Stage::Transcoding {
+        if stage == Stage::Transcode {
             let pct = (fraction * 100.0) as i64;
             if pct / 10 > last / 10 {
                 last = pct;
@@ -65,8 +70,8 @@ pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let prepared = pipeline::prepare(&job, config, &mut progress)?;
-    pipeline::finish(&job, config, &tagger, prepared, &mut progress)?;
+    let prepared = stages::prepare(&job, &settings, &mut progress)?;
+    stages::finish(&job, &settings, &tagger, prepared, &mut progress)?;
     println!("{}", args.out.join("manifest.json").display());
     Ok(ExitCode::SUCCESS)
 }

@@ -69,12 +69,12 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let catalog = stemfeed_server::ingest::open_catalog(&config).await?;
-        let store = stemfeed_server::ingest::open_store(&config).await?;
+        let catalog = stemfeed_worker::open_catalog(&config).await?;
+        let store = stemfeed_worker::open_store(&config).await?;
         let app = Arc::new(App {
             catalog,
             store,
-            tagger: crate::tagging_cmd::tagger(&config)?,
+            tagger: stemfeed_pipeline::tag::tagger(&config.tagging)?,
             upload_dir: config.data_dir.join("partial-uploads"),
             max_upload_bytes: args.max_upload_mib * 1024 * 1024,
             max_attempts: config.worker.max_attempts,
@@ -83,7 +83,7 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::watch::channel(false);
-        crate::worker::on_signals(tx);
+        stemfeed_worker::on_signals(tx);
         println!("stemfeed is running at http://{addr}/  (review UI: http://{addr}/review, feed: http://{addr}/feed.json)");
         match admin {
             Some(pw) => println!("first admin login: admin / {pw}  (also in {})", config.data_dir.join("admin-password.txt").display()),
@@ -96,8 +96,9 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         let pool = if args.no_worker {
             None
         } else {
-            let (config, rx) = (config.clone(), rx.clone());
-            Some(tokio::spawn(async move { crate::worker::run_pool(Some(format!("serve-{}", std::process::id())), false, config, rx).await }))
+            let options = crate::worker_cmd::options(Some(format!("serve-{}", std::process::id())), false, &config)?;
+            let rx = rx.clone();
+            Some(tokio::spawn(async move { stemfeed_worker::run_pool(options, rx).await }))
         };
         let mut shutdown = rx.clone();
         axum::serve(listener, stemfeed_server::router(app))

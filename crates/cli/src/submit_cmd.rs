@@ -51,8 +51,8 @@ pub struct MetaArgs {
 }
 
 impl MetaArgs {
-    pub fn into_meta(self, filename: String) -> stemfeed_server::ingest::UploadMeta {
-        stemfeed_server::ingest::UploadMeta {
+    pub fn into_meta(self, filename: String) -> stemfeed_worker::ingest::UploadMeta {
+        stemfeed_worker::ingest::UploadMeta {
             filename,
             title: self.title,
             description: self.description,

@@ -41,7 +41,15 @@ pub fn run(args: &TranscribeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         format!("model {name} is not installed; run `stemfeed models install default`")
     })?;
     let started = Instant::now();
-    let pcm = stemfeed_media::audio::decode_to_asr_pcm(&args.input, DECODE_TIMEOUT)?;
+    // Decode no further than the file's declared duration (plus a margin).
+    let declared = stemfeed_media::probe::probe(&args.input, crate::probe_cmd::PROBE_TIMEOUT)?;
+    let limit = stemfeed_media::DecodeLimit::for_declared(declared.duration_s);
+    let pcm = stemfeed_media::audio::decode_to_asr_pcm(
+        &args.input,
+        limit,
+        limit.samples_at(stemfeed_media::audio::ASR_RATE as u32),
+        stemfeed_media::Watchdog::new(DECODE_TIMEOUT),
+    )?;
     let decoded = started.elapsed();
     let model = Model::load(&installed.file, config.asr.gpu)?;
     let opts = TranscribeOptions {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Environment variable naming the config file.
 pub const ENV_CONFIG: &str = "STEMFEED_CONFIG";
@@ -114,6 +114,20 @@ pub struct WorkerConfig {
     pub profile: Option<PathBuf>,
     /// Run the caption stage (off for transcode-only deployments).
     pub captions: bool,
+    /// Stop claiming jobs while the work directory's file system has less
+    /// free space than this (MiB); jobs are not charged an attempt for it.
+    pub min_free_mib: u64,
+    /// Address-space limit of a stage child process (MiB); 0 = none.
+    /// CUDA reserves far more virtual memory than it uses: GPU workers
+    /// should set 0 here.
+    pub stage_memory_mib: u64,
+    /// Largest file a stage child may write (MiB).
+    pub stage_file_mib: u64,
+    /// Wall-clock limit of a stage: this many seconds plus
+    /// `stage_seconds_per_media_second` × the profile's longest accepted
+    /// duration (the transcode) or the probed duration (captions).
+    pub stage_base_seconds: u64,
+    pub stage_seconds_per_media_second: f64,
 }
 
 impl Default for WorkerConfig {
@@ -130,6 +144,11 @@ impl Default for WorkerConfig {
             metrics_listen: None,
             profile: None,
             captions: true,
+            min_free_mib: 512,
+            stage_memory_mib: 6144,
+            stage_file_mib: 4096,
+            stage_base_seconds: 120,
+            stage_seconds_per_media_second: 20.0,
         }
     }
 }
@@ -153,14 +172,14 @@ impl Config {
 }
 
 /// `[tagging]`: where the taxonomy comes from.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaggingConfig {
     /// A taxonomy TOML to use instead of the built-in `pipelines/taxonomy.toml`.
     pub taxonomy: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AsrConfig {
     /// Installed model name used when a job does not ask for another.

@@ -2,12 +2,15 @@
 //! at a chosen rate and channel count: 16 kHz mono for Whisper, the output
 //! format for loudness measurement. Video streams are demuxed but never
 //! decoded, so an audio pass over a video costs little.
+//!
+//! Samples are handed on as they arrive ([`stream`]); what is kept is capped
+//! ([`decode`]), and decoding stops once the file runs past its declared
+//! duration plus a margin ([`DecodeLimit`]).
 
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use gst::prelude::*;
 use gstreamer as gst;
@@ -15,40 +18,71 @@ use gstreamer_app as gst_app;
 
 use crate::bus::run_to_eos;
 use crate::error::MediaError;
+use crate::limits::{DecodeLimit, Monitor, Watchdog};
 
 pub const ASR_RATE: i32 = 16_000;
 const STAGE: &str = "audio decode";
 
-/// Decodes `path` to 16 kHz mono f32 samples (Whisper's input).
-pub fn decode_to_asr_pcm(path: &Path, timeout: Duration) -> Result<Vec<f32>, MediaError> {
-    decode(path, ASR_RATE, 1, timeout)
+/// Decodes `path` to 16 kHz mono f32 samples (Whisper's input), keeping at
+/// most `max_samples` (see [`crate::limits::asr_sample_cap`]).
+pub fn decode_to_asr_pcm(
+    path: &Path,
+    limit: DecodeLimit,
+    max_samples: usize,
+    watchdog: Watchdog,
+) -> Result<Vec<f32>, MediaError> {
+    decode(path, ASR_RATE, 1, limit, max_samples, watchdog)
 }
 
 /// Decodes the first audio stream of `path` to interleaved f32 at `rate` Hz
 /// with `channels` channels (down- or up-mixed by audioconvert). Fails naming
-/// the file when it has no audio stream or cannot be decoded; never takes
-/// longer than `timeout`.
+/// the file when it has no audio stream or cannot be decoded, when its
+/// streams run past `limit.max_s`, or when the audio would exceed
+/// `max_samples` interleaved samples; never takes longer than the watchdog
+/// allows.
 pub fn decode(
     path: &Path,
     rate: i32,
     channels: i32,
-    timeout: Duration,
+    limit: DecodeLimit,
+    max_samples: usize,
+    watchdog: Watchdog,
 ) -> Result<Vec<f32>, MediaError> {
+    let (samples, collect) = capped_collector(path, STAGE, rate, channels, max_samples);
+    stream(path, STAGE, rate, channels, limit, watchdog, collect)?;
+    Ok(std::mem::take(
+        &mut *samples.lock().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
+/// Decodes the first audio stream of `path` as [`decode`] does, handing each
+/// buffer of interleaved f32 to `consume` as it arrives instead of keeping
+/// it. An error from `consume` stops the run and is returned.
+pub(crate) fn stream(
+    path: &Path,
+    stage: &'static str,
+    rate: i32,
+    channels: i32,
+    limit: DecodeLimit,
+    watchdog: Watchdog,
+    consume: impl FnMut(&[f32]) -> Result<(), MediaError> + Send + 'static,
+) -> Result<(), MediaError> {
     crate::init()?;
     if !path.is_file() {
         return Err(MediaError::Input {
             path: path.to_path_buf(),
-            stage: STAGE,
+            stage,
             reason: "file not found".into(),
         });
     }
-    let pipeline = gst::Pipeline::with_name("asr-audio");
+    let monitor = Monitor::new(path, stage, limit);
+    let pipeline = gst::Pipeline::with_name("audio-decode");
     let src = crate::make("filesrc")?;
     src.set_property("location", path.to_string_lossy().as_ref());
     let decode = crate::make("decodebin")?;
     let convert = crate::make("audioconvert")?;
     let resample = crate::make("audioresample")?;
-    let (sink, samples) = f32_sink(rate, channels);
+    let sink = f32_sink(rate, channels, Arc::clone(&monitor), consume);
     pipeline
         .add_many([&src, &decode, &convert, &resample, sink.upcast_ref()])
         .expect("fresh elements add to a fresh pipeline");
@@ -69,18 +103,21 @@ pub fn decode(
 
     // Link the first audio pad decodebin exposes. Every other pad (video,
     // subtitles, a second audio track) goes to a fakesink so that an unlinked
-    // pad never stalls or fails the demuxer.
+    // pad never stalls or fails the demuxer. Every pad is watched: no stream
+    // may run past the declared duration.
     let convert_weak = convert.downgrade();
     let pipeline_weak = pipeline.downgrade();
     // Recorded when linked: decodebin removes its pads on the way to Null, so
     // the link itself is gone by the time the result is examined.
     let audio_linked = Arc::new(AtomicBool::new(false));
     let linked_flag = Arc::clone(&audio_linked);
+    let watch = Arc::clone(&monitor);
     decode.connect_pad_added(move |_, pad| {
         let (Some(convert), Some(pipeline)) = (convert_weak.upgrade(), pipeline_weak.upgrade())
         else {
             return;
         };
+        watch.watch_decoded(pad);
         let is_audio = pad
             .current_caps()
             .and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/")))
@@ -97,28 +134,69 @@ pub fn decode(
         }
     });
 
-    let result = run_to_eos(&pipeline, path, STAGE, timeout, |_, _| {});
-    let audio_linked = audio_linked.load(Ordering::SeqCst);
-    match result {
-        Err(e) => Err(e),
-        Ok(()) if !audio_linked => Err(no_audio(path)),
-        Ok(()) => Ok(std::mem::take(
-            &mut *samples.lock().expect("appsink thread ended"),
-        )),
+    run_to_eos(&pipeline, &monitor, watchdog, |_, _| {})?;
+    if !audio_linked.load(Ordering::SeqCst) {
+        return Err(MediaError::Input {
+            path: path.to_path_buf(),
+            stage,
+            reason: "no decodable audio stream".into(),
+        });
     }
+    Ok(())
 }
 
-fn no_audio(path: &Path) -> MediaError {
-    MediaError::Input {
-        path: path.to_path_buf(),
-        stage: STAGE,
-        reason: "no decodable audio stream".into(),
-    }
+/// Samples a collector filled; read them once the pipeline has finished.
+pub(crate) type Collected = Arc<Mutex<Vec<f32>>>;
+
+/// A buffer that keeps at most `max_samples` interleaved samples, and the
+/// consumer that fills it: one sample more is refused as bad input.
+pub(crate) fn capped_collector(
+    path: &Path,
+    stage: &'static str,
+    rate: i32,
+    channels: i32,
+    max_samples: usize,
+) -> (
+    Collected,
+    impl FnMut(&[f32]) -> Result<(), MediaError> + Send + 'static,
+) {
+    let samples: Collected = Arc::new(Mutex::new(Vec::new()));
+    let out = Arc::clone(&samples);
+    let path = path.to_path_buf();
+    let per_second = f64::from(rate.max(1)) * f64::from(channels.max(1));
+    let consume = move |chunk: &[f32]| {
+        let mut out = out.lock().unwrap_or_else(|p| p.into_inner());
+        let wanted = out.len() + chunk.len();
+        if wanted > max_samples {
+            return Err(MediaError::AudioCap {
+                path: path.clone(),
+                stage,
+                max_samples,
+                cap_s: max_samples as f64 / per_second,
+            });
+        }
+        if wanted > out.capacity() {
+            // Grow geometrically, but never past the cap.
+            let target = wanted.max(out.capacity() * 2).min(max_samples);
+            let extra = target - out.len();
+            out.reserve_exact(extra);
+        }
+        out.extend_from_slice(chunk);
+        Ok(())
+    };
+    (samples, consume)
 }
 
-/// An appsink that collects interleaved f32 samples at `rate` × `channels`,
-/// and the buffer it fills (read it after the pipeline has finished).
-pub(crate) fn f32_sink(rate: i32, channels: i32) -> (gst_app::AppSink, Arc<Mutex<Vec<f32>>>) {
+/// An appsink that takes interleaved f32 at `rate` × `channels` and hands
+/// each buffer to `consume` as it arrives. Each buffer's end (the samples
+/// counted so far, or its timestamp when later) is decoded media time
+/// checked against the run's limit before `consume` sees it.
+pub(crate) fn f32_sink(
+    rate: i32,
+    channels: i32,
+    monitor: Arc<Monitor>,
+    mut consume: impl FnMut(&[f32]) -> Result<(), MediaError> + Send + 'static,
+) -> gst_app::AppSink {
     let caps = gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
         .field("rate", rate)
@@ -126,22 +204,42 @@ pub(crate) fn f32_sink(rate: i32, channels: i32) -> (gst_app::AppSink, Arc<Mutex
         .field("layout", "interleaved")
         .build();
     let sink = gst_app::AppSink::builder().caps(&caps).sync(false).build();
-    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
-    let collected = Arc::clone(&samples);
+    let channel_count = channels.max(1) as u64;
+    let rate_hz = rate.max(1) as u64;
+    let mut frames: u64 = 0;
+    let mut scratch: Vec<f32> = Vec::new();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |sink| {
                 let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if monitor.failed() {
+                    return Err(gst::FlowError::Error);
+                }
                 let buffer = sample.buffer().ok_or(gst::FlowError::Error)?;
                 let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                let mut out = collected.lock().map_err(|_| gst::FlowError::Error)?;
-                out.extend(
+                scratch.clear();
+                scratch.extend(
                     map.chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
                 );
+                drop(map);
+                frames += scratch.len() as u64 / channel_count;
+                let counted_ns = frames.saturating_mul(1_000_000_000) / rate_hz;
+                let end = crate::limits::sample_end(&sample)
+                    .unwrap_or(0)
+                    .max(counted_ns);
+                if !monitor.decoded(end) {
+                    crate::limits::post_wake(sink.upcast_ref());
+                    return Err(gst::FlowError::Error);
+                }
+                if let Err(e) = consume(&scratch) {
+                    monitor.fail(e);
+                    crate::limits::post_wake(sink.upcast_ref());
+                    return Err(gst::FlowError::Error);
+                }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
-    (sink, samples)
+    sink
 }

@@ -5,18 +5,26 @@
 //! strings), and every pipeline runs through the one bus handler in
 //! [`bus`], which turns EOS into success and an error message into a
 //! [`MediaError`] naming the element, the message and GStreamer's debug text.
+//!
+//! Every decode is bounded ([`limits`]): it stops once the file runs past its
+//! declared duration plus a margin, the audio kept for speech recognition has
+//! a hard cap, and a run that stops making progress is abandoned long before
+//! its deadline. [`MediaError::is_bad_input`] tells the input's faults from
+//! the machine's.
 
 pub mod audio;
 mod bus;
 pub mod elements;
 mod error;
 pub mod ladder;
+pub mod limits;
 pub mod loudness;
 pub mod probe;
 pub mod stills;
 pub mod transcode;
 
-pub use error::MediaError;
+pub use error::{Fault, MediaError};
+pub use limits::{DecodeLimit, Watchdog};
 
 /// Initialises GStreamer once per process; cheap to call repeatedly.
 pub fn init() -> Result<(), MediaError> {

@@ -1,14 +1,20 @@
 //! EBU R128 loudness: measure the input as it will be output (the profile's
 //! rate and channel layout), then choose one gain that brings it to the
 //! target without pushing the true peak over the ceiling.
+//!
+//! The meter is fed from the decoder's appsink as buffers arrive: nothing
+//! holds the whole programme, and the decode stops (refusing the file) once
+//! it runs past its declared duration plus a margin.
 
 use std::path::Path;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::error::MediaError;
+use crate::limits::{DecodeLimit, Watchdog};
 
+const STAGE: &str = "loudness";
 /// Below this the programme is treated as silence and left alone.
 const SILENCE_LUFS: f64 = -70.0;
 /// Quiet recordings are lifted at most this much, so room noise under a
@@ -31,30 +37,48 @@ pub struct Loudness {
     pub limited_by: Option<String>,
 }
 
-/// Measures `path`'s first audio stream as `channels` × `rate` Hz.
+/// Measures `path`'s first audio stream as `channels` × `rate` Hz, metering
+/// each buffer as it is decoded. Refuses a file whose streams run past
+/// `limit` (bad input, see [`MediaError::Overrun`]).
 pub fn measure(
     path: &Path,
     rate: u32,
     channels: u32,
     target_lufs: f64,
     true_peak_max_dbtp: f64,
-    timeout: Duration,
+    limit: DecodeLimit,
+    watchdog: Watchdog,
 ) -> Result<Loudness, MediaError> {
-    let samples = crate::audio::decode(path, rate as i32, channels as i32, timeout)?;
-    let fail = |e: ebur128::Error| MediaError::Input {
+    let fail = |path: &Path, e: ebur128::Error| MediaError::Input {
         path: path.to_path_buf(),
-        stage: "loudness",
+        stage: STAGE,
         reason: format!("EBU R128 measurement failed: {e}"),
     };
-    let mut meter =
-        ebur128::EbuR128::new(channels, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK)
-            .map_err(fail)?;
-    meter.add_frames_f32(&samples).map_err(fail)?;
-    let integrated = meter.loudness_global().map_err(fail)?;
+    let meter = ebur128::EbuR128::new(channels, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK)
+        .map_err(|e| fail(path, e))?;
+    let meter = Arc::new(Mutex::new(meter));
+    let feed = Arc::clone(&meter);
+    let owned = path.to_path_buf();
+    crate::audio::stream(
+        path,
+        STAGE,
+        rate as i32,
+        channels as i32,
+        limit,
+        watchdog,
+        move |frames| {
+            feed.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add_frames_f32(frames)
+                .map_err(|e| fail(&owned, e))
+        },
+    )?;
+    let meter = meter.lock().unwrap_or_else(|p| p.into_inner());
+    let integrated = meter.loudness_global().map_err(|e| fail(path, e))?;
     let peak = (0..channels)
         .map(|c| meter.true_peak(c))
         .collect::<Result<Vec<f64>, _>>()
-        .map_err(fail)?;
+        .map_err(|e| fail(path, e))?;
     let peak_linear = peak.into_iter().fold(0.0, f64::max);
     let measured_true_peak = (peak_linear > 0.0).then(|| 20.0 * peak_linear.log10());
     Ok(plan(

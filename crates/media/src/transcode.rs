@@ -9,11 +9,15 @@
 //! The source is decoded once; the orientation tag is applied by `videoflip`
 //! so every output is upright; GOPs are closed and fixed-length (no scene-cut
 //! keyframes) so segments align across rungs.
+//!
+//! Every decodebin pad is watched: once any stream runs past the declared
+//! duration plus a margin ([`DecodeLimit`]) the run stops and the file is
+//! refused. The ASR audio is capped in samples; a stall (nothing decoded or
+//! encoded for the watchdog's stall limit) ends the run early.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use gst::prelude::*;
 use gstreamer as gst;
@@ -25,6 +29,7 @@ use stemfeed_core::profile::Profile;
 use crate::bus::run_to_eos;
 use crate::error::MediaError;
 use crate::ladder::{PlannedRung, plan};
+use crate::limits::{DecodeLimit, Monitor, Watchdog};
 use crate::make;
 
 const STAGE: &str = "transcode";
@@ -50,6 +55,7 @@ pub struct TranscodeOutput {
     pub poster: Option<crate::stills::Still>,
     pub thumbnails: Vec<crate::stills::Still>,
     /// 16 kHz mono f32 for ASR, from the same decode; empty without audio.
+    /// Never longer than the `asr_max_samples` the transcode was given.
     pub asr_pcm: Vec<f32>,
 }
 
@@ -60,8 +66,7 @@ fn add_chain(pipeline: &gst::Pipeline, chain: &[&gst::Element]) -> Result<(), Me
             .add(*element)
             .expect("fresh elements add to the pipeline");
     }
-    gst::Element::link_many(chain.iter().copied()).map_err(|e| MediaError::Input {
-        path: PathBuf::new(),
+    gst::Element::link_many(chain.iter().copied()).map_err(|e| MediaError::Build {
         stage: STAGE,
         reason: format!("internal pipeline link failed: {e}"),
     })
@@ -92,6 +97,12 @@ fn h264_codec_string(profile: &str, width: u32, height: u32, fps: u32) -> String
 /// Transcodes `input` into every rung of `profile` under `out_dir`
 /// (`renditions/<name>.mp4`, `hls/<name>/index.m3u8`). `gain_db` is applied to
 /// the audio of every rendition (loudness normalisation).
+///
+/// Decoding stops, refusing the file as bad input, when any stream runs past
+/// `limit` (usually [`DecodeLimit::for_declared`] of `info.duration_s`) or
+/// when the ASR audio would pass `asr_max_samples` 16 kHz mono samples
+/// (usually [`crate::limits::asr_sample_cap`] of the profile's
+/// `limits.max_duration_s`). `watchdog` bounds the run's time and stalls.
 #[allow(clippy::too_many_arguments)]
 pub fn transcode(
     input: &Path,
@@ -99,7 +110,9 @@ pub fn transcode(
     profile: &Profile,
     out_dir: &Path,
     gain_db: f64,
-    timeout: Duration,
+    limit: DecodeLimit,
+    asr_max_samples: usize,
+    watchdog: Watchdog,
     progress: &mut dyn FnMut(f64),
 ) -> Result<TranscodeOutput, MediaError> {
     crate::init()?;
@@ -112,15 +125,13 @@ pub fn transcode(
     let rungs = plan(profile, dw, dh);
     let fps = output_fps(info, profile);
     let has_audio = info.audio.is_some();
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |e: std::io::Error| MediaError::Input {
-            path: p,
-            stage: STAGE,
-            reason: e.to_string(),
-        }
-    };
-    std::fs::create_dir_all(out_dir.join("renditions")).map_err(io(out_dir))?;
+    let renditions_dir = out_dir.join("renditions");
+    std::fs::create_dir_all(&renditions_dir).map_err(|source| MediaError::Output {
+        path: renditions_dir.clone(),
+        stage: STAGE,
+        source,
+    })?;
+    let monitor = Monitor::new(input, STAGE, limit);
 
     let pipeline = gst::Pipeline::with_name("transcode");
     let src = make("filesrc")?;
@@ -168,6 +179,17 @@ pub fn transcode(
             fps,
             out_dir,
         )?);
+    }
+
+    // Encoders work through their lookahead after decoding has ended: their
+    // output is progress too, for the stall watchdog.
+    for element in pipeline.iterate_elements().into_iter().flatten() {
+        let factory = element.factory().map(|f| f.name().to_string());
+        if matches!(factory.as_deref(), Some("x264enc" | "avenc_aac"))
+            && let Some(pad) = element.static_pad("src")
+        {
+            monitor.watch_encoded(&pad);
+        }
     }
 
     // Stills branch: 1 frame per second, RGBx (no row padding), to the picker.
@@ -225,13 +247,21 @@ pub fn transcode(
         )?;
     }
 
-    // ASR branch.
+    // ASR branch: capped, so a file that lies about its length cannot grow it.
     let samples = match &atee {
         Some((_, tee)) => {
             let queue = make("queue")?;
             let convert = make("audioconvert")?;
             let resample = make("audioresample")?;
-            let (sink, collected) = crate::audio::f32_sink(crate::audio::ASR_RATE, 1);
+            let (collected, collect) = crate::audio::capped_collector(
+                input,
+                STAGE,
+                crate::audio::ASR_RATE,
+                1,
+                asr_max_samples,
+            );
+            let sink =
+                crate::audio::f32_sink(crate::audio::ASR_RATE, 1, Arc::clone(&monitor), collect);
             add_chain(
                 &pipeline,
                 &[tee, &queue, &convert, &resample, sink.upcast_ref()],
@@ -241,7 +271,9 @@ pub fn transcode(
         None => Arc::new(Mutex::new(Vec::new())),
     };
 
-    // decodebin's pads: first video → flip, first audio → audio trunk, rest discarded.
+    // decodebin's pads: first video → flip, first audio → audio trunk, rest
+    // discarded. Every one is watched against the decode limit.
+    let watch = Arc::clone(&monitor);
     let flip_weak = flip.downgrade();
     let audio_weak = atee.as_ref().map(|(c, _)| c.downgrade());
     let pipeline_weak = pipeline.downgrade();
@@ -251,6 +283,7 @@ pub fn transcode(
         let Some(pipeline) = pipeline_weak.upgrade() else {
             return;
         };
+        watch.watch_decoded(pad);
         let kind = pad
             .current_caps()
             .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
@@ -275,7 +308,7 @@ pub fn transcode(
     });
 
     let duration = info.duration_s.max(0.001);
-    run_to_eos(&pipeline, input, STAGE, timeout, |pos, _| {
+    run_to_eos(&pipeline, &monitor, watchdog, |pos, _| {
         if let Some(pos) = pos {
             progress((pos.nseconds() as f64 / 1e9 / duration).min(1.0));
         }
@@ -288,15 +321,15 @@ pub fn transcode(
         });
     }
     progress(1.0);
-    let asr_pcm = std::mem::take(&mut *samples.lock().expect("appsink finished"));
+    let asr_pcm = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
     let (poster, thumbnails) =
-        crate::stills::write(&picker.lock().expect("appsink finished"), out_dir).map_err(|e| {
-            MediaError::Input {
+        crate::stills::write(&picker.lock().unwrap_or_else(|p| p.into_inner()), out_dir).map_err(
+            |source| MediaError::Output {
                 path: out_dir.to_path_buf(),
                 stage: "poster",
-                reason: e.to_string(),
-            }
-        })?;
+                source,
+            },
+        )?;
     Ok(TranscodeOutput {
         renditions,
         poster,
@@ -318,10 +351,10 @@ fn add_rung(
         .join("renditions")
         .join(format!("{}.mp4", rung.name));
     let hls_dir = out_dir.join("hls").join(&rung.name);
-    std::fs::create_dir_all(&hls_dir).map_err(|e| MediaError::Input {
+    std::fs::create_dir_all(&hls_dir).map_err(|source| MediaError::Output {
         path: hls_dir.clone(),
         stage: STAGE,
-        reason: e.to_string(),
+        source,
     })?;
     let gop = (profile.video.gop_seconds * f64::from(fps))
         .round()
@@ -406,8 +439,7 @@ fn add_rung(
         let sink = target
             .request_pad_simple(pad)
             .ok_or_else(|| MediaError::MissingElement(format!("{pad} pad")))?;
-        src.link(&sink).map_err(|e| MediaError::Input {
-            path: PathBuf::new(),
+        src.link(&sink).map_err(|e| MediaError::Build {
             stage: STAGE,
             reason: format!("cannot link to {pad}: {e:?}"),
         })?;

@@ -12,7 +12,7 @@
 //! neither move nor complete the job: no job completes twice.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -23,12 +23,64 @@ mod schema;
 
 pub use review::{CaptionVersion, Decision, Role, Session, Upload};
 
-use db::{Conn, Dialect, PgConn, Pool, Row, SqliteConn};
+use db::{Conn, Dialect, PgTarget, Pool, Row, Target};
 
-#[derive(Debug, thiserror::Error)]
+/// What kind of database failure an error is, and so whether trying again
+/// can help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// The database could not be reached or used: connection refused or
+    /// lost, server shutting down or restarting, too many connections, disk
+    /// full or I/O failure. Transient.
+    Unavailable,
+    /// A time limit ran out: statement or lock timeout, SQLite's busy
+    /// timeout, the connect timeout. Transient.
+    Timeout,
+    /// The transaction lost a serialization conflict or a deadlock; running
+    /// it again can succeed. Transient.
+    Conflict,
+    /// A constraint rejected the data (unique, foreign key, not null).
+    Constraint,
+    /// Anything else: a statement the database rejects, a type mismatch; a
+    /// bug, not a moment's trouble.
+    Other,
+}
+
+impl DbErrorKind {
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            DbErrorKind::Unavailable | DbErrorKind::Timeout | DbErrorKind::Conflict
+        )
+    }
+}
+
+impl std::fmt::Display for DbErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DbErrorKind::Unavailable => "database unavailable, transient",
+            DbErrorKind::Timeout => "timed out, transient",
+            DbErrorKind::Conflict => "conflict with a concurrent transaction, transient",
+            DbErrorKind::Constraint => "constraint violated, not transient",
+            DbErrorKind::Other => "rejected, not transient",
+        })
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum QueueError {
-    #[error("catalog database: {context}: {message}")]
-    Db { context: String, message: String },
+    #[error("catalog database: {context}: {message} [{kind}]")]
+    Db {
+        context: String,
+        message: String,
+        kind: DbErrorKind,
+    },
+    #[error(
+        "catalog database: no connection within {waited:?} ({message}) [database unavailable, transient]"
+    )]
+    Pool { waited: Duration, message: String },
+    #[error("catalog migrations: {0}")]
+    Migration(String),
     #[error("catalog: a lock was poisoned by a panic")]
     Poisoned,
     #[error("catalog URL {0:?}: use sqlite:PATH or postgres://…")]
@@ -39,8 +91,13 @@ pub enum QueueError {
 
 impl QueueError {
     /// A database error with its whole cause chain (postgres' own Display
-    /// says only "db error").
+    /// says only "db error"), of kind [`DbErrorKind::Other`].
     pub fn db(context: &str, e: impl std::error::Error) -> Self {
+        Self::db_kind(context, e, DbErrorKind::Other)
+    }
+
+    /// A database error of a known kind, with its whole cause chain.
+    pub fn db_kind(context: &str, e: impl std::error::Error, kind: DbErrorKind) -> Self {
         let context: String = context.chars().take(120).collect();
         let mut message = e.to_string();
         let mut source = e.source();
@@ -49,7 +106,65 @@ impl QueueError {
             message.push_str(&s.to_string());
             source = s.source();
         }
-        QueueError::Db { context, message }
+        QueueError::Db {
+            context,
+            message,
+            kind,
+        }
+    }
+
+    /// The kind of database failure, for errors that came from the database.
+    pub fn kind(&self) -> Option<DbErrorKind> {
+        match self {
+            QueueError::Db { kind, .. } => Some(*kind),
+            QueueError::Pool { .. } => Some(DbErrorKind::Unavailable),
+            _ => None,
+        }
+    }
+
+    /// Whether the same call can succeed later without anything being fixed:
+    /// the database was unreachable or restarting, a timeout ran out, or a
+    /// concurrent transaction won a conflict. False for constraint
+    /// violations, statements the database rejects, bad URLs and data.
+    pub fn is_transient(&self) -> bool {
+        self.kind().is_some_and(DbErrorKind::is_transient)
+    }
+}
+
+/// How the catalog connects. [`Default`] suits a worker or server process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CatalogOptions {
+    /// Most connections open at once.
+    pub max_connections: u32,
+    /// Longest wait to connect to PostgreSQL, and for a pooled connection
+    /// when all are busy or the database is down.
+    pub connect_timeout: Duration,
+    /// Longest a statement may run (PostgreSQL's `statement_timeout`) or
+    /// wait for another writer's lock (SQLite's busy timeout); `None`: no
+    /// limit. Migrations are exempt on PostgreSQL.
+    pub statement_timeout: Option<Duration>,
+    /// Idle time of a PostgreSQL connection before TCP keepalive probes
+    /// start (then every third of it, three times), so a dead server or
+    /// network path is noticed.
+    pub keepalive_idle: Duration,
+    /// Pooled connections idle this long are closed.
+    pub idle_timeout: Option<Duration>,
+    /// PEM file of the CA certificate(s) that signed the PostgreSQL server's
+    /// certificate, for `sslmode=require` URLs (the URL's `sslrootcert`
+    /// wins). Without either, the web PKI roots are trusted.
+    pub tls_root_cert: Option<PathBuf>,
+}
+
+impl Default for CatalogOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Some(Duration::from_secs(30)),
+            keepalive_idle: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(600)),
+            tls_root_cert: None,
+        }
     }
 }
 
@@ -185,6 +300,8 @@ pub struct Job {
     pub cancel_requested: bool,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// Attempts that ended in a [`Failure::Crash`].
+    pub crashes: u32,
 }
 
 /// A job this worker now holds.
@@ -207,10 +324,19 @@ pub enum Heartbeat {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// Worth retrying (network, store, a crash).
+    /// Worth retrying (network, store): requeued after a backoff, using an
+    /// attempt.
     Transient,
     /// The upload itself is bad; retrying cannot help.
     BadInput,
+    /// The worker's side failed, not the job: disk full, the object store or
+    /// the catalog out. Requeued after a backoff without using an attempt.
+    Infrastructure,
+    /// The stage's child process was killed by a signal or timed out. The
+    /// first crash of a job is retried like a transient failure; a second
+    /// ends it `failed`, as bad input (an input that crashes the stage twice
+    /// would crash it again).
+    Crash,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -223,7 +349,10 @@ pub struct Event {
 }
 
 const VIDEO_COLS: &str = "id, sha256, source_key, original_name, title, description, creator, language_hint, grade_hint, size_bytes, created_ms, output_prefix";
-const JOB_COLS: &str = "id, video_id, state, attempts, max_attempts, lease_owner, progress, last_error, cancel_requested, created_ms, updated_ms";
+const JOB_COLS: &str = "id, video_id, state, attempts, max_attempts, lease_owner, progress, last_error, cancel_requested, created_ms, updated_ms, crash_count";
+/// Columns in [`JOB_COLS`] and [`VIDEO_COLS`].
+const JOB_WIDTH: usize = 12;
+const VIDEO_WIDTH: usize = 12;
 
 fn video_of(r: &Row) -> Video {
     Video {
@@ -257,6 +386,7 @@ fn job_of(r: &Row) -> Result<Job, QueueError> {
         cancel_requested: r.i64(8) != 0,
         created_ms: r.i64(9),
         updated_ms: r.i64(10),
+        crashes: r.i64(11).max(0) as u32,
     })
 }
 
@@ -288,17 +418,22 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// `sqlite:PATH` (or a bare path) or `postgres://user@host:port/db`.
-    /// Runs the migrations.
+    /// `sqlite:PATH` (or a bare path) or `postgres://user@host:port/db`,
+    /// with the default [`CatalogOptions`]. Runs the migrations.
     pub fn open(url: &str) -> Result<Self, QueueError> {
-        let catalog = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let u = url.to_owned();
-            Catalog {
-                pool: Pool::new(Dialect::Postgres, move || {
-                    Ok(Box::new(PgConn::connect(&u)?) as Box<dyn Conn>)
-                }),
-                url: redact(url),
-            }
+        Self::open_with(url, &CatalogOptions::default())
+    }
+
+    /// Opens the catalog with these pool and connection settings. The
+    /// migrations run first, under a database lock, on a connection of
+    /// their own: a wrong URL, host or password fails here at once.
+    pub fn open_with(url: &str, options: &CatalogOptions) -> Result<Self, QueueError> {
+        let (target, shown) = if url.starts_with("postgres://") || url.starts_with("postgresql://")
+        {
+            (
+                Target::Postgres(Box::new(PgTarget::parse(url, options)?)),
+                redact(url),
+            )
         } else {
             let path = url
                 .strip_prefix("sqlite://")
@@ -309,20 +444,29 @@ impl Catalog {
             }
             let path = Path::new(path).to_path_buf();
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| QueueError::db(&format!("creating {}", dir.display()), e))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    QueueError::db_kind(
+                        &format!("creating the catalog's directory {}", dir.display()),
+                        e,
+                        DbErrorKind::Unavailable,
+                    )
+                })?;
             }
-            Catalog {
-                url: format!("sqlite:{}", path.display()),
-                pool: Pool::new(Dialect::Sqlite, move || {
-                    Ok(Box::new(SqliteConn::open(&path)?) as Box<dyn Conn>)
-                }),
-            }
+            let shown = format!("sqlite:{}", path.display());
+            let busy = options
+                .statement_timeout
+                .unwrap_or(Duration::from_secs(86_400));
+            (Target::Sqlite { path, busy }, shown)
         };
-        catalog
-            .pool
-            .with(|c| schema::migrate(c, catalog.pool.dialect))?;
-        Ok(catalog)
+        let dialect = target.dialect();
+        let mut conn = target.connect()?;
+        let migrated = schema::migrate(conn.as_mut(), dialect);
+        drop(conn);
+        migrated?;
+        Ok(Catalog {
+            pool: Pool::new(target, options),
+            url: shown,
+        })
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -384,6 +528,7 @@ impl Catalog {
                 ],
             )?;
             if inserted == 0 {
+                self.merge_metadata(c, &id, v)?;
                 return Ok(Submitted::Duplicate { video_id: id.clone() });
             }
             let rows = c.query(
@@ -398,14 +543,85 @@ impl Catalog {
         })
     }
 
+    /// The same content submitted again: what the submitter says now fills
+    /// the video's empty title, description, creator, language and grade
+    /// hints; nothing already set is overwritten. The fields filled are
+    /// logged on the video's latest job.
+    fn merge_metadata(&self, c: &mut dyn Conn, id: &str, v: &NewVideo) -> Result<(), QueueError> {
+        let lock = self.pool.dialect.for_update();
+        let Some(old) = c
+            .query(
+                &format!("SELECT {VIDEO_COLS} FROM videos WHERE id = $1 {lock}"),
+                &[id.into()],
+            )?
+            .first()
+            .map(video_of)
+        else {
+            return Ok(());
+        };
+        let empty = |s: &Option<String>| s.as_deref().is_none_or(str::is_empty);
+        let mut merged = old.clone();
+        let mut filled = Vec::new();
+        if old.title.is_empty() && !v.title.is_empty() {
+            merged.title.clone_from(&v.title);
+            filled.push("title");
+        }
+        if old.description.is_empty() && !v.description.is_empty() {
+            merged.description.clone_from(&v.description);
+            filled.push("description");
+        }
+        if old.creator.is_empty() && !v.creator.is_empty() {
+            merged.creator.clone_from(&v.creator);
+            filled.push("creator");
+        }
+        if empty(&old.language_hint) && !empty(&v.language_hint) {
+            merged.language_hint.clone_from(&v.language_hint);
+            filled.push("language hint");
+        }
+        if old.grade_hint.is_none() && v.grade_hint.is_some() {
+            merged.grade_hint = v.grade_hint;
+            filled.push("grade hint");
+        }
+        if filled.is_empty() {
+            return Ok(());
+        }
+        c.exec(
+            "UPDATE videos SET title = $1, description = $2, creator = $3, language_hint = $4, grade_hint = $5 WHERE id = $6",
+            &[
+                merged.title.into(),
+                merged.description.into(),
+                merged.creator.into(),
+                merged.language_hint.into(),
+                merged.grade_hint.map(i64::from).into(),
+                id.into(),
+            ],
+        )?;
+        let latest = c
+            .query("SELECT MAX(id) FROM jobs WHERE video_id = $1", &[id.into()])?
+            .first()
+            .and_then(|r| r.opt_i64(0));
+        if let Some(job) = latest {
+            let detail = format!(
+                "{} filled from a second upload of the same content ({})",
+                filled.join(", "),
+                v.original_name
+            );
+            self.event(c, job, "metadata", None, Some(&detail))?;
+        }
+        Ok(())
+    }
+
     /// Takes the oldest runnable job (queued and due, or holding an expired
     /// lease) for `worker`. A job whose lease expired on its last attempt is
-    /// dead-lettered instead, and the next one is tried.
+    /// dead-lettered instead, and the next one is tried. A job whose lease
+    /// expired after a cancel was requested ends `cancelled` (its worker
+    /// died before it could acknowledge) and is never run again.
     pub fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Claim>, QueueError> {
         let now = self.now();
         let active = JobState::ACTIVE
             .map(|s| format!("'{}'", s.as_str()))
             .join(", ");
+        let skip = self.pool.dialect.skip_locked();
         let sql = format!(
             "UPDATE jobs SET state = 'probing', attempts = attempts + 1, \
                last_error = CASE WHEN state = 'queued' THEN last_error ELSE 'lease of worker ' || COALESCE(lease_owner, '?') || ' expired in ' || state END, \
@@ -413,13 +629,24 @@ impl Catalog {
              WHERE id = COALESCE( \
                (SELECT id FROM jobs WHERE state IN ({active}) AND lease_expires_ms < {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip}), \
                (SELECT id FROM jobs WHERE state = 'queued' AND run_after_ms <= {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip})) \
-             RETURNING {JOB_COLS}",
-            skip = self.pool.dialect.skip_locked()
+             RETURNING {JOB_COLS}"
         );
-        // PostgreSQL: claim, log and read the video in one statement (one
-        // round trip, atomic on its own).
+        // Expired leases with a cancel pending: (id, state, owner).
+        let doomed = format!(
+            "SELECT id, state, lease_owner FROM jobs WHERE state IN ({active}) AND lease_expires_ms < {now} AND cancel_requested = 1 ORDER BY id LIMIT 100 {skip}"
+        );
+        let cancel_set = format!(
+            "state = 'cancelled', lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, updated_ms = {now}"
+        );
+        // PostgreSQL: sweep, claim, log and read the video in one statement
+        // (one round trip, atomic on its own).
         let pg_sql = format!(
-            "WITH claimed AS ({sql}), \
+            "WITH doomed AS ({doomed}), \
+             swept AS (UPDATE jobs SET {cancel_set} FROM doomed WHERE jobs.id = doomed.id \
+                       RETURNING jobs.id, doomed.state AS was, doomed.lease_owner AS owner), \
+             swept_ev AS (INSERT INTO job_events (job_id, at_ms, kind, worker, detail) \
+                    SELECT id, {now}, 'cancelled', $1, 'cancel requested; lease of worker ' || COALESCE(owner, '?') || ' expired in ' || was FROM swept), \
+             claimed AS ({sql}), \
              ev AS (INSERT INTO job_events (job_id, at_ms, kind, worker, detail) \
                     SELECT id, {now}, 'claimed', $1, 'attempt ' || attempts FROM claimed) \
              SELECT {}, {} FROM claimed c JOIN videos v ON v.id = c.video_id",
@@ -446,8 +673,8 @@ impl Catalog {
                 let Some(row) = rows.first() else {
                     return Ok(None);
                 };
-                let job = job_of(&Row(row.0[..11].to_vec()))?;
-                let video = video_of(&Row(row.0[11..].to_vec()));
+                let job = job_of(&Row(row.0[..JOB_WIDTH].to_vec()))?;
+                let video = video_of(&Row(row.0[JOB_WIDTH..JOB_WIDTH + VIDEO_WIDTH].to_vec()));
                 if job.attempts > job.max_attempts {
                     self.dead_letter(&job, worker)?;
                     continue;
@@ -459,6 +686,15 @@ impl Catalog {
                 }));
             }
             let claimed = self.pool.tx(|c| {
+                for r in c.query(&doomed, &[])? {
+                    let (id, was, owner) = (r.i64(0), r.text(1), r.opt_text(2));
+                    c.exec(&format!("UPDATE jobs SET {cancel_set} WHERE id = $1"), &[id.into()])?;
+                    let detail = format!(
+                        "cancel requested; lease of worker {} expired in {was}",
+                        owner.as_deref().unwrap_or("?")
+                    );
+                    self.event(c, id, "cancelled", Some(worker), Some(&detail))?;
+                }
                 let rows = c.query(&sql, &[worker.into(), tok.clone().into(), ms(lease).into()])?;
                 let Some(row) = rows.first() else { return Ok(None) };
                 let job = job_of(row)?;
@@ -584,9 +820,19 @@ impl Catalog {
         })
     }
 
-    /// Records a failed attempt: bad input ends the job `failed`; a transient
-    /// error requeues it after `backoff × 2^(attempts−1)`, or dead-letters it
-    /// once the attempts are used up. Returns the new state (None: lease lost).
+    /// Records a failed attempt (None: `token` no longer holds the job) and
+    /// returns the job's new state:
+    /// - [`Failure::BadInput`]: `failed`, never retried;
+    /// - [`Failure::Transient`]: `queued` again after `backoff × 2^(attempts−1)`,
+    ///   or `dead` once the attempts are used up;
+    /// - [`Failure::Infrastructure`]: `queued` after `backoff × 2^n` (n: the
+    ///   job's earlier infrastructure failures, at most 6), the attempt given
+    ///   back;
+    /// - [`Failure::Crash`]: like a transient failure the first time; the
+    ///   second crash of the job ends it `failed`.
+    ///
+    /// A job that would be requeued while a cancel is pending ends
+    /// `cancelled` instead. `error` becomes the job's `last_error`.
     pub fn fail(
         &self,
         job: i64,
@@ -597,49 +843,87 @@ impl Catalog {
         backoff: Duration,
     ) -> Result<Option<JobState>, QueueError> {
         let now = self.now();
+        let lock = self.pool.dialect.for_update();
         self.pool.tx(|c| {
             let rows = c.query(
-                &format!("SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND lease_token = $2 {}", self.pool.dialect.skip_locked().replace(" SKIP LOCKED", "")),
+                &format!("SELECT attempts, max_attempts, cancel_requested, crash_count, infra_failures FROM jobs WHERE id = $1 AND lease_token = $2 {lock}"),
                 &[job.into(), token.into()],
             )?;
             let Some(r) = rows.first() else { return Ok(None) };
-            let (attempts, max) = (r.i64(0), r.i64(1));
-            let state = match kind {
-                Failure::BadInput => JobState::Failed,
-                Failure::Transient if attempts >= max => JobState::Dead,
-                Failure::Transient => JobState::Queued,
-            };
-            let delay = ms(backoff).saturating_mul(1i64 << (attempts - 1).clamp(0, 20));
+            let (attempts, max, cancel, crashes, infra) = (r.i64(0), r.i64(1), r.i64(2) != 0, r.i64(3), r.i64(4));
+            let retry_delay = ms(backoff).saturating_mul(1i64 << (attempts - 1).clamp(0, 20));
+            let (mut state, mut event, mut detail) = (JobState::Queued, "retry", error.to_owned());
+            let (mut attempts_after, mut crashes_after, mut infra_after, mut delay) =
+                (attempts, crashes, infra, retry_delay);
+            match kind {
+                Failure::BadInput => (state, event) = (JobState::Failed, "failed"),
+                Failure::Transient if attempts >= max => (state, event) = (JobState::Dead, "dead"),
+                Failure::Transient => {}
+                Failure::Infrastructure => {
+                    attempts_after = (attempts - 1).max(0);
+                    infra_after = infra + 1;
+                    delay = ms(backoff).saturating_mul(1i64 << infra.clamp(0, 6));
+                    detail = format!("infrastructure failure, attempt not counted: {error}");
+                }
+                Failure::Crash => {
+                    crashes_after = crashes + 1;
+                    if crashes_after >= 2 {
+                        (state, event) = (JobState::Failed, "failed");
+                        detail = format!("crashed on {crashes_after} attempts, treated as bad input: {error}");
+                    } else if attempts >= max {
+                        (state, event) = (JobState::Dead, "dead");
+                    } else {
+                        detail = format!("crashed, retrying: {error}");
+                    }
+                }
+            }
+            if cancel && state == JobState::Queued {
+                (state, event) = (JobState::Cancelled, "cancelled");
+                detail = format!("cancel requested; the attempt ended: {error}");
+            }
             c.exec(
                 &format!(
-                    "UPDATE jobs SET state = $1, last_error = $2, run_after_ms = {now} + $3, lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, updated_ms = {now} WHERE id = $4"
+                    "UPDATE jobs SET state = $1, last_error = $2, run_after_ms = {now} + $3, attempts = $4, crash_count = $5, infra_failures = $6, \
+                     lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, updated_ms = {now} WHERE id = $7"
                 ),
-                &[state.as_str().into(), error.into(), delay.into(), job.into()],
+                &[
+                    state.as_str().into(),
+                    error.into(),
+                    delay.into(),
+                    attempts_after.into(),
+                    crashes_after.into(),
+                    infra_after.into(),
+                    job.into(),
+                ],
             )?;
-            let kind_name = match state {
-                JobState::Queued => "retry",
-                JobState::Dead => "dead",
-                _ => "failed",
-            };
-            self.event(c, job, kind_name, Some(worker), Some(error))?;
+            self.event(c, job, event, Some(worker), Some(&detail))?;
             Ok(Some(state))
         })
     }
 
-    /// Gives a job back without using an attempt (graceful shutdown).
+    /// Gives a job back without using an attempt (graceful shutdown). A job
+    /// with a cancel pending ends `cancelled` instead of waiting for a claim
+    /// that would never take it.
     pub fn release(&self, job: i64, token: &str, worker: &str) -> Result<bool, QueueError> {
         let now = self.now();
         self.pool.tx(|c| {
-            let n = c.exec(
+            let rows = c.query(
                 &format!(
-                    "UPDATE jobs SET state = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, run_after_ms = {now}, progress = 0, updated_ms = {now} WHERE id = $1 AND lease_token = $2"
+                    "UPDATE jobs SET \
+                       state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END, \
+                       attempts = CASE WHEN cancel_requested = 1 THEN attempts ELSE attempts - 1 END, \
+                       lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, run_after_ms = {now}, progress = 0, updated_ms = {now} \
+                     WHERE id = $1 AND lease_token = $2 RETURNING state"
                 ),
                 &[job.into(), token.into()],
             )?;
-            if n > 0 {
+            let Some(r) = rows.first() else { return Ok(false) };
+            if r.text(0) == JobState::Cancelled.as_str() {
+                self.event(c, job, "cancelled", Some(worker), Some("released with a cancel requested"))?;
+            } else {
                 self.event(c, job, "released", Some(worker), None)?;
             }
-            Ok(n > 0)
+            Ok(true)
         })
     }
 
@@ -745,31 +1029,55 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Claims the ingest of object `key` (at version `etag`) for `owner`.
-    /// Exactly one caller wins per key and version; a claim older than
-    /// `stale` whose owner never finished can be taken over.
+    /// Claims the ingest of object `key` (at version `etag`) for `owner`,
+    /// holding it for `lease` on the database clock, as job leases are held.
+    /// Exactly one caller wins per key and version; once a claim's lease has
+    /// expired without the ingest finished (its watcher died), the next
+    /// caller takes it over. A long ingest keeps its claim with
+    /// [`Catalog::renew_ingest`].
     pub fn claim_ingest(
         &self,
         key: &str,
         etag: &str,
         owner: &str,
-        stale: Duration,
+        lease: Duration,
     ) -> Result<bool, QueueError> {
         let now = self.now();
         self.pool.tx(|c| {
             let inserted = c.exec(
-                &format!("INSERT INTO ingested (key, etag, owner, claimed_ms, video_id, done) VALUES ($1, $2, $3, {now}, NULL, 0) ON CONFLICT (key, etag) DO NOTHING"),
-                &[key.into(), etag.into(), owner.into()],
+                &format!("INSERT INTO ingested (key, etag, owner, claimed_ms, video_id, done, lease_expires_ms) VALUES ($1, $2, $3, {now}, NULL, 0, {now} + $4) ON CONFLICT (key, etag) DO NOTHING"),
+                &[key.into(), etag.into(), owner.into(), ms(lease).into()],
             )?;
             if inserted > 0 {
                 return Ok(true);
             }
             let taken = c.exec(
-                &format!("UPDATE ingested SET owner = $1, claimed_ms = {now} WHERE key = $2 AND etag = $3 AND done = 0 AND claimed_ms < {now} - $4"),
-                &[owner.into(), key.into(), etag.into(), ms(stale).into()],
+                &format!("UPDATE ingested SET owner = $1, claimed_ms = {now}, lease_expires_ms = {now} + $4 WHERE key = $2 AND etag = $3 AND done = 0 AND COALESCE(lease_expires_ms, claimed_ms + 600000) < {now}"),
+                &[owner.into(), key.into(), etag.into(), ms(lease).into()],
             )?;
             Ok(taken > 0)
         })
+    }
+
+    /// Extends `owner`'s claim on an ingest to `lease` from now. False when
+    /// the claim is no longer `owner`'s (it expired and was taken over) or
+    /// the ingest is finished.
+    pub fn renew_ingest(
+        &self,
+        key: &str,
+        etag: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool, QueueError> {
+        let now = self.now();
+        self.pool
+            .with(|c| {
+                c.exec(
+                    &format!("UPDATE ingested SET lease_expires_ms = {now} + $1 WHERE key = $2 AND etag = $3 AND owner = $4 AND done = 0"),
+                    &[ms(lease).into(), key.into(), etag.into(), owner.into()],
+                )
+            })
+            .map(|n| n > 0)
     }
 
     /// Marks an ingest finished (the video exists and has its job).

@@ -290,7 +290,7 @@ impl Catalog {
             let rows = c.query(
                 &format!(
                     "SELECT v.id, v.sha256, v.source_key, v.original_name, v.title, v.description, v.creator, v.language_hint, v.grade_hint, v.size_bytes, v.created_ms, v.output_prefix, \
-                            j.id, j.video_id, j.state, j.attempts, j.max_attempts, j.lease_owner, j.progress, j.last_error, j.cancel_requested, j.created_ms, j.updated_ms \
+                            j.id, j.video_id, j.state, j.attempts, j.max_attempts, j.lease_owner, j.progress, j.last_error, j.cancel_requested, j.created_ms, j.updated_ms, j.crash_count \
                      FROM videos v JOIN jobs j ON j.video_id = v.id \
                      WHERE j.id = (SELECT MAX(id) FROM jobs WHERE video_id = v.id) AND j.state IN ({list}) ORDER BY v.created_ms DESC, v.id"
                 ),

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use stemfeed_queue::{JobState, Role};
+use stemfeed_tagging::Tags;
 
 use crate::{ApiError, App, rfc3339, view};
 
@@ -20,84 +22,176 @@ fn origin(headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
-fn item(v: &view::VideoView, origin: &str) -> Value {
+/// JSON Feed 1.1 (<https://jsonfeed.org/version/1.1>), with stemfeed's
+/// own fields under the `_stemfeed` extension key.
+#[derive(Debug, Serialize)]
+struct Feed<'a> {
+    version: &'static str,
+    title: &'static str,
+    home_page_url: &'a str,
+    feed_url: String,
+    language: &'static str,
+    items: Vec<Item<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct Item<'a> {
+    id: &'a str,
+    url: String,
+    title: &'a str,
+    content_text: &'a str,
+    image: Option<String>,
+    date_published: String,
+    authors: Vec<Author<'a>>,
+    tags: &'a [String],
+    attachments: Vec<Attachment>,
+    #[serde(rename = "_stemfeed")]
+    stemfeed: Extension<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct Author<'a> {
+    name: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Attachment {
+    url: String,
+    mime_type: &'static str,
+    duration_in_seconds: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Extension<'a> {
+    duration_s: f64,
+    hls: String,
+    renditions: Vec<Rendition<'a>>,
+    captions: Vec<Captions<'a>>,
+    subject: Option<&'a str>,
+    topic: Option<&'a str>,
+    grade_band: Option<&'a str>,
+    /// `null` for a video without tags.
+    hashtags: Option<&'a [String]>,
+    language: Option<&'a str>,
+}
+
+#[derive(Debug, Serialize)]
+struct Rendition<'a> {
+    url: String,
+    width: u32,
+    height: u32,
+    bytes: u64,
+    video_kbps: u32,
+    audio_kbps: Option<u32>,
+    codecs: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Captions<'a> {
+    language: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    version: i64,
+    rtl: bool,
+    vtt: String,
+    srt: String,
+}
+
+fn item<'a>(v: &'a view::VideoView, origin: &str) -> Item<'a> {
     let id = &v.video.id;
     let media = |rel: &str| format!("{origin}/media/{id}/{rel}");
     let m = &v.manifest;
-    let renditions: Vec<Value> = m["renditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|r| {
-            json!({
-                "url": media(r["path"].as_str().unwrap_or_default()),
-                "width": r["width"], "height": r["height"], "bytes": r["bytes"],
-                "video_kbps": r["video_kbps"], "audio_kbps": r["audio_kbps"], "codecs": r["codecs"],
-            })
+    let renditions = m
+        .renditions
+        .iter()
+        .map(|r| Rendition {
+            url: media(&r.path),
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes,
+            video_kbps: r.video_kbps,
+            audio_kbps: r.audio_kbps,
+            codecs: &r.codecs,
         })
         .collect();
-    let hls = m["hls"]["master"].as_str().map(media);
-    let captions: Vec<Value> = v
+    let hls = media(&m.hls.master);
+    let captions = v
         .tracks
         .iter()
-        .map(|t| {
-            json!({
-                "language": t.language, "kind": t.kind, "status": t.status, "version": t.version,
-                "rtl": stemfeed_captions::bidi::is_rtl_language(&t.language),
-                "vtt": format!("{origin}/captions/{id}/{}.vtt", t.track),
-                "srt": format!("{origin}/captions/{id}/{}.srt", t.track),
-            })
+        .map(|t| Captions {
+            language: &t.language,
+            kind: &t.kind,
+            status: &t.status,
+            version: t.version,
+            rtl: stemfeed_captions::bidi::is_rtl_language(&t.language),
+            vtt: format!("{origin}/captions/{id}/{}.vtt", t.track),
+            srt: format!("{origin}/captions/{id}/{}.srt", t.track),
         })
         .collect();
-    let tags = &v.tags;
-    let hashtags: Vec<Value> = tags["hashtags"].as_array().cloned().unwrap_or_default();
-    let smallest = v.smallest_mp4();
+    let tags = v.tags.as_ref();
     let title = if v.video.title.is_empty() {
-        v.video.original_name.clone()
+        &v.video.original_name
     } else {
-        v.video.title.clone()
+        &v.video.title
     };
-    let mut attachments = Vec::new();
-    if let Some(h) = &hls {
-        attachments.push(json!({"url": h, "mime_type": "application/vnd.apple.mpegurl", "duration_in_seconds": v.duration_s()}));
+    let mut attachments = vec![Attachment {
+        url: hls.clone(),
+        mime_type: "application/vnd.apple.mpegurl",
+        duration_in_seconds: v.duration_s(),
+    }];
+    if let Some(mp4) = v.smallest_mp4() {
+        attachments.push(Attachment {
+            url: media(mp4),
+            mime_type: "video/mp4",
+            duration_in_seconds: v.duration_s(),
+        });
     }
-    if let Some(mp4) = &smallest {
-        attachments.push(json!({"url": media(mp4), "mime_type": "video/mp4", "duration_in_seconds": v.duration_s()}));
-    }
-    json!({
-        "id": id,
-        "url": format!("{origin}/review/{id}"),
-        "title": title,
-        "content_text": if v.video.description.is_empty() { title.clone() } else { v.video.description.clone() },
-        "image": m["poster"]["path"].as_str().map(media),
-        "date_published": rfc3339(v.video.created_ms),
-        "authors": if v.video.creator.is_empty() { json!([]) } else { json!([{"name": v.video.creator}]) },
-        "tags": hashtags,
-        "attachments": attachments,
-        "_stemfeed": {
-            "duration_s": v.duration_s(),
-            "hls": hls,
-            "renditions": renditions,
-            "captions": captions,
-            "subject": tags["subjects"][0]["id"],
-            "topic": tags["subjects"][0]["topics"][0]["id"],
-            "grade_band": tags["grade_band"]["id"],
-            "hashtags": tags["hashtags"],
-            "language": m["captions"]["language"]["language"],
+    Item {
+        id,
+        url: format!("{origin}/review/{id}"),
+        title,
+        content_text: if v.video.description.is_empty() {
+            title
+        } else {
+            &v.video.description
         },
-    })
+        image: m.poster.as_ref().map(|p| media(&p.path)),
+        date_published: rfc3339(v.video.created_ms),
+        authors: if v.video.creator.is_empty() {
+            Vec::new()
+        } else {
+            vec![Author {
+                name: &v.video.creator,
+            }]
+        },
+        tags: tags.map_or(&[], |t| &t.hashtags),
+        attachments,
+        stemfeed: Extension {
+            duration_s: v.duration_s(),
+            hls,
+            renditions,
+            captions,
+            subject: v.subject(),
+            topic: tags.and_then(Tags::topic).map(|t| t.id.as_str()),
+            grade_band: tags
+                .and_then(|t| t.grade_band.as_ref())
+                .map(|g| g.id.as_str()),
+            hashtags: tags.map(|t| t.hashtags.as_slice()),
+            language: m.language(),
+        },
+    }
 }
 
-async fn approved_items(app: &App, origin: &str) -> Result<Vec<Value>, ApiError> {
+async fn approved(app: &App) -> Result<Vec<view::VideoView>, ApiError> {
     let videos = app.db(|c| c.videos_in(&[JobState::Approved])).await?;
-    let mut items = Vec::new();
+    let mut views = Vec::new();
     for (video, _) in videos {
         match view::load(app, &video.id).await {
-            Ok(v) => items.push(item(&v, origin)),
+            Ok(v) => views.push(v),
             Err(e) => tracing::warn!(video = %video.id, "left out of the feed: {}", e.1),
         }
     }
-    Ok(items)
+    Ok(views)
 }
 
 pub async fn json_feed(
@@ -105,28 +199,51 @@ pub async fn json_feed(
     headers: HeaderMap,
 ) -> Result<([(&'static str, &'static str); 1], String), ApiError> {
     let origin = origin(&headers);
-    let feed = json!({
-        "version": "https://jsonfeed.org/version/1.1",
-        "title": "stemfeed — STEM in Pakistani languages",
-        "home_page_url": origin,
-        "feed_url": format!("{origin}/feed.json"),
-        "language": "ur",
-        "items": approved_items(&app, &origin).await?,
-    });
+    let views = approved(&app).await?;
+    let feed = Feed {
+        version: "https://jsonfeed.org/version/1.1",
+        title: "stemfeed — STEM in Pakistani languages",
+        home_page_url: &origin,
+        feed_url: format!("{origin}/feed.json"),
+        language: "ur",
+        items: views.iter().map(|v| item(v, &origin)).collect(),
+    };
     Ok((
         [("content-type", "application/feed+json")],
-        feed.to_string(),
+        serde_json::to_string(&feed).map_err(ApiError::internal)?,
     ))
+}
+
+/// The feed's items as plain JSON.
+#[derive(Debug, Serialize)]
+struct Videos<'a> {
+    videos: Vec<Item<'a>>,
 }
 
 pub async fn api_feed(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let origin = origin(&headers);
-    Ok(Json(
-        json!({ "videos": approved_items(&app, &origin).await? }),
-    ))
+    let views = approved(&app).await?;
+    let videos = Videos {
+        videos: views.iter().map(|v| item(v, &origin)).collect(),
+    };
+    Ok(Json(videos).into_response())
+}
+
+/// `/api/videos/<id>`: where an upload is, for its submitter.
+#[derive(Debug, Serialize)]
+pub struct UploadStatus {
+    video: String,
+    file: String,
+    title: String,
+    /// The latest job's; `None` before one exists.
+    state: Option<&'static str>,
+    progress: Option<f64>,
+    attempts: Option<u32>,
+    error: Option<String>,
+    asked_by: String,
 }
 
 /// Status of a video for its submitter (or a curator).
@@ -134,7 +251,7 @@ pub async fn status(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<UploadStatus>, ApiError> {
     let caller = app
         .require(&headers, Role::Submitter)
         .await
@@ -147,14 +264,14 @@ pub async fn status(
     let video =
         video.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no video {id}")))?;
     let job = jobs.last();
-    Ok(Json(json!({
-        "video": video.id,
-        "file": video.original_name,
-        "title": video.title,
-        "state": job.map(|j| j.state.as_str()),
-        "progress": job.map(|j| j.progress),
-        "attempts": job.map(|j| j.attempts),
-        "error": job.and_then(|j| j.last_error.clone()),
-        "asked_by": caller.name,
-    })))
+    Ok(Json(UploadStatus {
+        video: video.id,
+        file: video.original_name,
+        title: video.title,
+        state: job.map(|j| j.state.as_str()),
+        progress: job.map(|j| j.progress),
+        attempts: job.map(|j| j.attempts),
+        error: job.and_then(|j| j.last_error.clone()),
+        asked_by: caller.name,
+    }))
 }

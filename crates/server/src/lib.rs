@@ -4,7 +4,6 @@
 //! HTTP ranges, and the published JSON Feed), and accounts.
 
 pub mod auth;
-pub mod ingest;
 
 mod feed;
 mod media;

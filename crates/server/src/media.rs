@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use stemfeed_captions::Track;
+use serde::Serialize;
+use stemfeed_captions::{Cue, Track};
 use stemfeed_queue::{JobState, Role};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -72,16 +73,8 @@ pub async fn media(
     let prefix = v
         .output_prefix
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no outputs yet"))?;
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &app.store
-            .get_bytes(&format!("{prefix}/manifest.json"))
-            .await?,
-    )
-    .map_err(ApiError::internal)?;
-    let key = format!(
-        "{prefix}/{}{path}",
-        manifest["base"].as_str().unwrap_or_default()
-    );
+    let (_, base) = view::read_manifest(&app, &prefix).await?;
+    let key = format!("{base}{path}");
     stemfeed_store::check_key(&key)
         .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
     if let Some(url) = app
@@ -157,6 +150,19 @@ pub async fn captions(
         .into_response())
 }
 
+/// `/captions/<video>/<track>.json` and the exported `edits/<track>.v<n>.json`:
+/// one caption version with who made it.
+#[derive(Serialize)]
+struct TrackJson<'a> {
+    language: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    reason: Option<&'a str>,
+    version: i64,
+    author: &'a str,
+    cues: &'a [Cue],
+}
+
 /// A track version as WebVTT, SRT or caption JSON.
 pub fn render(t: &view::TrackView, ext: &str) -> Option<String> {
     let track = Track {
@@ -168,11 +174,16 @@ pub fn render(t: &view::TrackView, ext: &str) -> Option<String> {
     Some(match ext {
         "vtt" => stemfeed_captions::webvtt::write(&track),
         "srt" => stemfeed_captions::srt::write(&track),
-        "json" => serde_json::json!({
-            "language": t.language, "kind": t.kind, "status": t.status, "reason": t.reason,
-            "version": t.version, "author": t.author, "cues": t.cues,
+        "json" => serde_json::to_string(&TrackJson {
+            language: &t.language,
+            kind: &t.kind,
+            status: &t.status,
+            reason: t.reason.as_deref(),
+            version: t.version,
+            author: &t.author,
+            cues: &t.cues,
         })
-        .to_string(),
+        .expect("a caption version is plain data"),
         _ => return None,
     })
 }

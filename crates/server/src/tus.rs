@@ -16,8 +16,8 @@ use base64::Engine;
 use stemfeed_queue::{Role, Submitted};
 use tokio::io::AsyncWriteExt;
 
-use crate::ingest::{UploadMeta, clean_name, submit_file};
 use crate::{ApiError, App, auth};
+use stemfeed_worker::ingest::{UploadMeta, clean_name, submit_file};
 
 const TUS_VERSION: &str = "1.0.0";
 
@@ -54,7 +54,7 @@ fn parse_metadata(raw: &str) -> Result<UploadMeta, ApiError> {
             "description" => meta.description = value.chars().take(5000).collect(),
             "creator" => meta.creator = value.chars().take(200).collect(),
             "language" => {
-                crate::ingest::check_language(&value).map_err(|e| bad(e.to_string()))?;
+                stemfeed_worker::ingest::check_language(&value).map_err(|e| bad(e.to_string()))?;
                 meta.language = Some(value);
             }
             "grade" => {

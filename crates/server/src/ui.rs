@@ -14,14 +14,19 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use serde_json::{Value, json};
 use stemfeed_captions::{Cue, bidi};
 use stemfeed_queue::{JobState, Role};
+use stemfeed_tagging::{
+    GradeEstimate, OffTopicFlag, SubjectTag, TAGS_VERSION, Tags, Taxonomy, TopicTag,
+};
 
 use crate::view::{self, TrackView, VideoView};
 use crate::{ApiError, App, Caller, auth};
 
 type FormData = Form<HashMap<String, String>>;
+
+/// The subject choice that files a video as not STEM.
+const OFF_TOPIC: &str = "off-topic";
 
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -224,8 +229,8 @@ pub async fn queue(
     let mut views = Vec::new();
     for (video, _) in videos {
         if let Ok(v) = view::load(&app, &video.id).await {
-            let lang_ok = language.is_empty() || v.language().as_deref() == Some(language.as_str());
-            let subject_ok = subject.is_empty() || v.subject().as_deref() == Some(subject.as_str());
+            let lang_ok = language.is_empty() || v.language() == Some(language.as_str());
+            let subject_ok = subject.is_empty() || v.subject() == Some(subject.as_str());
             if lang_ok && subject_ok {
                 views.push(v);
             }
@@ -248,8 +253,8 @@ pub async fn queue(
             rows,
             "<tr class=\"video-row\" data-video=\"{id}\"><td><a href=\"/review/{id}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
             esc(title),
-            esc(&v.language().unwrap_or_default()),
-            esc(&v.subject().unwrap_or_else(|| "off-topic".into())),
+            esc(v.language().unwrap_or_default()),
+            esc(v.subject().unwrap_or(OFF_TOPIC)),
             v.tracks
                 .iter()
                 .map(|t| format!("{} {}", esc(&t.track), esc(&t.status)))
@@ -412,18 +417,16 @@ pub async fn video_page(
     let csrf = esc(caller.csrf.as_deref().unwrap_or_default());
     let media = |rel: &str| format!("/media/{}/{}", v.video.id, rel);
     let mut sources = String::new();
-    if let Some(hls) = v.manifest["hls"]["master"].as_str() {
-        let _ = write!(
-            sources,
-            "<source src=\"{}\" type=\"application/vnd.apple.mpegurl\">",
-            esc(&media(hls))
-        );
-    }
+    let _ = write!(
+        sources,
+        "<source src=\"{}\" type=\"application/vnd.apple.mpegurl\">",
+        esc(&media(&v.manifest.hls.master))
+    );
     if let Some(mp4) = v.smallest_mp4() {
         let _ = write!(
             sources,
             "<source src=\"{}\" type=\"video/mp4\">",
-            esc(&media(&mp4))
+            esc(&media(mp4))
         );
     }
     let mut tracks = String::new();
@@ -451,9 +454,11 @@ pub async fn video_page(
         .enumerate()
         .map(|(i, t)| track_panel(&v, t, &csrf, i == 0))
         .collect();
-    let poster = v.manifest["poster"]["path"]
-        .as_str()
-        .map(|p| format!(" poster=\"{}\"", esc(&media(p))))
+    let poster = v
+        .manifest
+        .poster
+        .as_ref()
+        .map(|p| format!(" poster=\"{}\"", esc(&media(&p.path))))
         .unwrap_or_default();
     let title = if v.video.title.is_empty() {
         v.video.original_name.clone()
@@ -462,11 +467,8 @@ pub async fn video_page(
     };
 
     // Tag editor.
-    let tags = &v.tags;
-    let current_subject = tags["subjects"][0]["id"]
-        .as_str()
-        .filter(|_| tags["stem"].as_bool() != Some(false))
-        .unwrap_or("off-topic");
+    let tags = v.tags.as_ref();
+    let current_subject = v.subject().unwrap_or(OFF_TOPIC);
     let mut subject_opts = String::new();
     for s in app
         .tagger
@@ -474,7 +476,7 @@ pub async fn video_page(
         .subjects
         .iter()
         .map(|s| (s.id.as_str(), s.label.as_str()))
-        .chain([("off-topic", "Not STEM (off-topic)")])
+        .chain([(OFF_TOPIC, "Not STEM (off-topic)")])
     {
         let sel = if s.0 == current_subject {
             " selected"
@@ -488,7 +490,9 @@ pub async fn video_page(
             esc(s.1)
         );
     }
-    let current_band = tags["grade_band"]["id"].as_str().unwrap_or_default();
+    let current_band = tags
+        .and_then(|t| t.grade_band.as_ref())
+        .map_or("", |b| b.id.as_str());
     let mut band_opts = String::from("<option value=\"\">unknown</option>");
     for b in &app.tagger.taxonomy().grade_bands {
         let sel = if b.id == current_band {
@@ -503,25 +507,14 @@ pub async fn video_page(
             esc(&b.label)
         );
     }
-    let hashtags = tags["hashtags"]
-        .as_array()
-        .map(|h| {
-            h.iter()
-                .filter_map(Value::as_str)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_default();
-    let topic = tags["subjects"][0]["topics"][0]["id"]
-        .as_str()
-        .unwrap_or_default();
-    let evidence = tags["evidence"]
-        .as_array()
-        .map(|e| {
-            e.iter()
+    let hashtags = tags.map(|t| t.hashtags.join(" ")).unwrap_or_default();
+    let topic = tags.and_then(Tags::topic).map_or("", |t| t.id.as_str());
+    let evidence = tags
+        .map(|t| {
+            t.evidence
+                .iter()
                 .take(12)
-                .filter_map(|x| x["term"].as_str())
-                .map(esc)
+                .map(|e| esc(&e.term))
                 .collect::<Vec<_>>()
                 .join(", ")
         })
@@ -543,7 +536,7 @@ pub async fn video_page(
         file = esc(&v.video.original_name),
         dur = v.duration_s(),
         state = v.job.state.as_str(),
-        lang = esc(&v.language().unwrap_or_default()),
+        lang = esc(v.language().unwrap_or_default()),
         id = v.video.id,
         tv = v.tags_version,
         topic = esc(topic),
@@ -732,6 +725,102 @@ pub async fn track_decision(
     back_to_video(&id, result)
 }
 
+/// The tags a curator's form makes of the current ones: the subject (or
+/// off-topic), its topic, the grade band and the hashtags are the curator's;
+/// the classifier's evidence and keywords are kept.
+fn edited_tags(
+    current: Option<&Tags>,
+    tax: &Taxonomy,
+    form: &HashMap<String, String>,
+    who: &str,
+) -> Result<Tags, ApiError> {
+    let bad = |m: String| ApiError::new(StatusCode::BAD_REQUEST, m);
+    let mut tags = current.cloned().unwrap_or_else(|| Tags {
+        version: TAGS_VERSION,
+        taxonomy_version: tax.version,
+        stem: false,
+        off_topic: None,
+        subjects: Vec::new(),
+        grade_band: None,
+        hashtags: Vec::new(),
+        keywords: Vec::new(),
+        evidence: Vec::new(),
+        edited_by: None,
+    });
+    tags.version = TAGS_VERSION;
+    tags.taxonomy_version = tax.version;
+    let subject = form.get("subject").map_or("", |s| s.trim());
+    if subject == OFF_TOPIC {
+        let category = tags.off_topic.take().and_then(|o| o.category);
+        tags.stem = false;
+        tags.subjects = Vec::new();
+        tags.off_topic = Some(OffTopicFlag {
+            category,
+            confidence: 1.0,
+            reason: format!("set by {who}"),
+        });
+    } else {
+        let s = tax
+            .subject(subject)
+            .ok_or_else(|| bad(format!("unknown subject {subject:?}")))?;
+        let topic_id = form.get("topic").map_or("", |t| t.trim());
+        let topic = s.topics.iter().find(|t| t.id == topic_id);
+        if !topic_id.is_empty() && topic.is_none() {
+            return Err(bad(format!("{topic_id:?} is not a topic of {}", s.id)));
+        }
+        // Scores stay what the classifier measured (0 where it found nothing).
+        let old = tags.subjects.iter().find(|o| o.id == s.id);
+        let topics = topic
+            .map(|t| TopicTag {
+                id: t.id.clone(),
+                label: t.label.clone(),
+                score: old
+                    .and_then(|o| o.topics.iter().find(|o| o.id == t.id))
+                    .map_or(0.0, |o| o.score),
+            })
+            .into_iter()
+            .collect();
+        let chosen = SubjectTag {
+            id: s.id.clone(),
+            label: s.label.clone(),
+            label_ur: s.label_ur.clone(),
+            score: old.map_or(0.0, |o| o.score),
+            confidence: 1.0,
+            topics,
+        };
+        tags.stem = true;
+        tags.off_topic = None;
+        tags.subjects = vec![chosen];
+    }
+    let band = form.get("grade_band").map_or("", |b| b.trim());
+    tags.grade_band = tax.grade_band(band).map(|b| GradeEstimate {
+        id: b.id.clone(),
+        label: b.label.clone(),
+        grades: b.grades,
+        confidence: 1.0,
+        basis: "curator".into(),
+        named_by: None,
+    });
+    tags.hashtags = form
+        .get("hashtags")
+        .map(|h| {
+            h.split([' ', ','])
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(|t| {
+                    if t.starts_with('#') {
+                        t.to_owned()
+                    } else {
+                        format!("#{t}")
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.edited_by = Some(who.to_owned());
+    Ok(tags)
+}
+
 pub async fn save_tags(
     State(app): State<Arc<App>>,
     Path(id): Path<String>,
@@ -744,42 +833,17 @@ pub async fn save_tags(
     };
     let result = async {
         let v = view::load(&app, &id).await?;
-        let tax = app.tagger.taxonomy();
-        let subject = form.get("subject").cloned().unwrap_or_default();
-        let mut tags = if v.tags.is_object() { v.tags.clone() } else { json!({}) };
-        if subject == "off-topic" {
-            tags["stem"] = json!(false);
-            tags["subjects"] = json!([]);
-            tags["off_topic"] = json!({"category": null, "confidence": 1.0, "reason": format!("set by {}", caller.name)});
-        } else {
-            let s = tax.subject(&subject).ok_or_else(|| ApiError::new(StatusCode::BAD_REQUEST, format!("unknown subject {subject:?}")))?;
-            let topic_id = form.get("topic").map(|t| t.trim().to_owned()).unwrap_or_default();
-            let topic = s.topics.iter().find(|t| t.id == topic_id);
-            if !topic_id.is_empty() && topic.is_none() {
-                return Err(ApiError::new(StatusCode::BAD_REQUEST, format!("{topic_id:?} is not a topic of {}", s.id)));
-            }
-            tags["stem"] = json!(true);
-            tags["off_topic"] = Value::Null;
-            tags["subjects"] = json!([{
-                "id": s.id, "label": s.label, "label_ur": s.label_ur, "score": null, "confidence": 1.0,
-                "topics": topic.map(|t| json!([{"id": t.id, "label": t.label, "score": null}])).unwrap_or(json!([])),
-            }]);
-        }
-        let band = form.get("grade_band").cloned().unwrap_or_default();
-        tags["grade_band"] = match tax.grade_band(&band) {
-            Some(b) => json!({"id": b.id, "label": b.label, "grades": b.grades, "confidence": 1.0, "basis": "curator"}),
-            None => Value::Null,
-        };
-        let hashtags: Vec<String> = form
-            .get("hashtags")
-            .map(|h| h.split([' ', ',']).map(str::trim).filter(|t| !t.is_empty()).map(|t| if t.starts_with('#') { t.to_owned() } else { format!("#{t}") }).collect())
-            .unwrap_or_default();
-        tags["hashtags"] = json!(hashtags);
-        tags["edited_by"] = json!(caller.name);
+        let tags = edited_tags(v.tags.as_ref(), app.tagger.taxonomy(), &form, &caller.name)?;
         let text = serde_json::to_string_pretty(&tags).map_err(ApiError::internal)?;
         let (vid, who, t2) = (id.clone(), caller.name.clone(), text.clone());
         let version = app.db(move |c| c.add_tag_version(&vid, &who, &t2)).await?;
-        app.store.put_bytes(&format!("videos/{id}/edits/tags.v{version}.json"), text.into_bytes()).await?;
+        app.store
+            .put_bytes(
+                &format!("videos/{id}/edits/tags.v{version}.json"),
+                text.into_bytes(),
+            )
+            .await?;
+        tracing::info!(video = %id, version, subject = tags.primary_subject(), by = %caller.name, "tags edited");
         Ok::<_, ApiError>(())
     }
     .await;
@@ -814,4 +878,100 @@ pub async fn video_decision(
     }
     .await;
     back_to_video(&id, result)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use stemfeed_tagging::{Document, Tagger, Tags, Taxonomy};
+
+    use super::edited_tags;
+
+    fn form(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn classified() -> Tags {
+        let tagger = Tagger::new(Taxonomy::built_in());
+        tagger.tag(&Document {
+            title: "Why does the ball fall? Gravity and force".into(),
+            description: "Newton's laws of motion, force and acceleration".into(),
+            language: Some("en".into()),
+            ..Document::default()
+        })
+    }
+
+    /// What the edit writes reads back as the same `Tags`.
+    fn round_trip(tags: &Tags) -> Tags {
+        let text = serde_json::to_string_pretty(tags).unwrap();
+        let back: Tags = serde_json::from_str(&text).unwrap();
+        assert_eq!(&back, tags);
+        back
+    }
+
+    #[test]
+    fn a_curator_files_a_video_under_a_subject_and_topic() {
+        let tax = Taxonomy::built_in();
+        let before = classified();
+        let f = form(&[
+            ("subject", "physics"),
+            ("topic", "energy-and-work"),
+            ("grade_band", "middle"),
+            ("hashtags", "#physics, energy  work"),
+        ]);
+        let tags = round_trip(&edited_tags(Some(&before), &tax, &f, "ayesha").unwrap());
+        assert!(tags.stem);
+        assert!(tags.off_topic.is_none());
+        assert_eq!(tags.primary_subject(), "physics");
+        assert_eq!(tags.topic().unwrap().id, "energy-and-work");
+        let band = tags.grade_band.as_ref().unwrap();
+        assert_eq!(
+            (band.id.as_str(), band.basis.as_str()),
+            ("middle", "curator")
+        );
+        assert_eq!(tags.hashtags, ["#physics", "#energy", "#work"]);
+        assert_eq!(tags.edited_by.as_deref(), Some("ayesha"));
+        // The classifier's evidence stays.
+        assert_eq!(tags.evidence, before.evidence);
+        assert_eq!(tags.keywords, before.keywords);
+    }
+
+    #[test]
+    fn off_topic_has_no_subject() {
+        let tax = Taxonomy::built_in();
+        let f = form(&[("subject", "off-topic"), ("topic", "force-and-motion")]);
+        let tags = round_trip(&edited_tags(Some(&classified()), &tax, &f, "bilal").unwrap());
+        assert!(!tags.stem);
+        assert!(tags.subject().is_none() && tags.topic().is_none());
+        assert_eq!(tags.primary_subject(), "off-topic");
+        assert_eq!(tags.off_topic.as_ref().unwrap().reason, "set by bilal");
+        assert!(tags.grade_band.is_none());
+    }
+
+    #[test]
+    fn tags_can_be_set_on_a_video_without_any() {
+        let tax = Taxonomy::built_in();
+        let f = form(&[("subject", "chemistry"), ("grade_band", "")]);
+        let tags = round_trip(&edited_tags(None, &tax, &f, "ayesha").unwrap());
+        assert_eq!(tags.primary_subject(), "chemistry");
+        assert_eq!(tags.subject().unwrap().score, 0.0);
+        assert!(tags.topic().is_none() && tags.grade_band.is_none());
+        assert_eq!(tags.taxonomy_version, tax.version);
+    }
+
+    #[test]
+    fn unknown_subjects_and_foreign_topics_are_refused() {
+        let tax = Taxonomy::built_in();
+        for f in [
+            form(&[("subject", "astrology")]),
+            form(&[("subject", "chemistry"), ("topic", "force-and-motion")]),
+        ] {
+            let e = edited_tags(None, &tax, &f, "ayesha").unwrap_err();
+            assert_eq!(e.0, axum::http::StatusCode::BAD_REQUEST, "{}", e.1);
+        }
+    }
 }

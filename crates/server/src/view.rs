@@ -1,11 +1,14 @@
 //! One video as the review UI and the feed see it: the published manifest,
 //! the newest version of each caption track (the recognised tracks are
 //! imported as version 1 the first time anyone looks), and the newest tags.
+//! Everything read here is a typed contract: [`Manifest`], [`CaptionFile`]
+//! and [`Tags`].
 
 use axum::http::StatusCode;
-use serde_json::Value;
-use stemfeed_captions::Cue;
+use stemfeed_captions::{CaptionFile, Cue};
+use stemfeed_pipeline::Manifest;
 use stemfeed_queue::{Job, Video};
+use stemfeed_tagging::Tags;
 
 use crate::{ApiError, App};
 
@@ -15,6 +18,8 @@ pub struct TrackView {
     pub track: String,
     pub language: String,
     pub kind: String,
+    /// The version's status in the catalog: the recogniser's (`ok`, `draft`,
+    /// `needs-human`) or a curator's (`edited`, `approved`, `rejected`).
     pub status: String,
     pub reason: Option<String>,
     pub version: i64,
@@ -34,9 +39,11 @@ impl TrackView {
 pub struct VideoView {
     pub video: Video,
     pub job: Job,
-    pub manifest: Value,
+    pub manifest: Manifest,
     pub tracks: Vec<TrackView>,
-    pub tags: Value,
+    /// The newest tags; `None` when there are none, or when the stored
+    /// version is not a valid [`Tags`] (logged).
+    pub tags: Option<Tags>,
     pub tags_version: i64,
     /// Every caption version of every track, oldest first (who, when, status).
     pub history: Vec<stemfeed_queue::CaptionVersion>,
@@ -44,23 +51,12 @@ pub struct VideoView {
 
 impl VideoView {
     pub fn duration_s(&self) -> f64 {
-        self.manifest["source"]["media"]["duration_s"]
-            .as_f64()
-            .unwrap_or(0.0)
+        self.manifest.duration_s()
     }
 
-    /// The smallest rendition (plays on every phone and loads fastest).
-    pub fn smallest_mp4(&self) -> Option<String> {
-        self.manifest["renditions"]
-            .as_array()?
-            .iter()
-            .min_by_key(|r| {
-                r["height"]
-                    .as_u64()
-                    .unwrap_or(u64::MAX)
-                    .min(r["width"].as_u64().unwrap_or(u64::MAX))
-            })
-            .and_then(|r| r["path"].as_str().map(str::to_owned))
+    /// The smallest rendition's path (plays on every phone and loads fastest).
+    pub fn smallest_mp4(&self) -> Option<&str> {
+        self.manifest.smallest_rendition().map(|r| r.path.as_str())
     }
 
     pub fn weakest_confidence(&self) -> f32 {
@@ -70,17 +66,16 @@ impl VideoView {
             .fold(1.0, f32::min)
     }
 
-    pub fn subject(&self) -> Option<String> {
-        self.tags["subjects"][0]["id"]
-            .as_str()
-            .filter(|_| self.tags["stem"].as_bool() != Some(false))
-            .map(str::to_owned)
+    /// The subject the video is filed under (`None`: off-topic or untagged).
+    pub fn subject(&self) -> Option<&str> {
+        self.tags
+            .as_ref()
+            .and_then(Tags::subject)
+            .map(|s| s.id.as_str())
     }
 
-    pub fn language(&self) -> Option<String> {
-        self.manifest["captions"]["language"]["language"]
-            .as_str()
-            .map(str::to_owned)
+    pub fn language(&self) -> Option<&str> {
+        self.manifest.language()
     }
 }
 
@@ -96,6 +91,29 @@ pub fn check_video_id(id: &str) -> Result<(), ApiError> {
             format!("no video {id:?}"),
         ))
     }
+}
+
+/// The manifest under a video's `output_prefix`, and the key prefix its
+/// paths are relative to. The prefix names either `videos/<id>` (whose
+/// manifest carries `base: "runs/<run>/"`) or a run directory itself (no
+/// `base`: the paths are relative to it).
+pub async fn read_manifest(app: &App, prefix: &str) -> Result<(Manifest, String), ApiError> {
+    let key = format!("{prefix}/manifest.json");
+    let bytes = app.store.get_bytes(&key).await?;
+    let manifest =
+        Manifest::from_slice(&bytes).map_err(|e| ApiError::internal(format!("{key}: {e}")))?;
+    let base = format!("{prefix}/{}", manifest.base.as_deref().unwrap_or_default());
+    Ok((manifest, base))
+}
+
+/// A stored tags version, or `None` (with a warning) when it is not a valid
+/// [`Tags`], as versions written by older servers may not be.
+fn parse_tags(bytes: &[u8], id: &str, what: &str) -> Option<Tags> {
+    serde_json::from_slice(bytes)
+        .inspect_err(
+            |e| tracing::warn!(video = %id, "{what} is not valid tags, shown as none: {e}"),
+        )
+        .ok()
 }
 
 pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
@@ -114,39 +132,21 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
             ),
         )
     })?;
-    let bytes = app
-        .store
-        .get_bytes(&format!("{prefix}/manifest.json"))
-        .await?;
-    let manifest: Value = serde_json::from_slice(&bytes).map_err(ApiError::internal)?;
-    let base = format!("{prefix}/{}", manifest["base"].as_str().unwrap_or_default());
+    let (manifest, base) = read_manifest(app, &prefix).await?;
 
     let vid = id.to_owned();
     let mut history = app.db(move |c| c.caption_versions(&vid)).await?;
     if history.is_empty() {
         // First look: the recognised tracks become version 1.
-        for t in manifest["captions"]["tracks"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-        {
-            let Some(file) = t["files"]["json"].as_str() else {
-                continue;
-            };
-            let detail: Value =
-                serde_json::from_slice(&app.store.get_bytes(&format!("{base}{file}")).await?)
-                    .map_err(ApiError::internal)?;
-            let track = format!(
-                "{}.{}",
-                t["language"].as_str().unwrap_or("und"),
-                t["kind"].as_str().unwrap_or("transcript")
-            );
-            let status = t["status"].as_str().unwrap_or("draft").to_owned();
-            let reason = t["reason"].as_str().map(str::to_owned);
-            let cues = detail["cues"].to_string();
-            let vid = id.to_owned();
+        for t in manifest.tracks() {
+            let key = format!("{base}{}", t.files.json);
+            let file: CaptionFile = serde_json::from_slice(&app.store.get_bytes(&key).await?)
+                .map_err(|e| ApiError::internal(format!("{key}: {e}")))?;
+            let cues = serde_json::to_string(&file.cues).map_err(ApiError::internal)?;
+            let (vid, track, status, reason) =
+                (id.to_owned(), t.name(), t.status.as_str(), t.reason.clone());
             app.db(move |c| {
-                c.add_caption_version(&vid, &track, "whisper", &status, reason.as_deref(), &cues)
+                c.add_caption_version(&vid, &track, "whisper", status, reason.as_deref(), &cues)
             })
             .await?;
         }
@@ -162,8 +162,12 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
                 .map_or((v.track.clone(), String::new()), |(l, k)| {
                     (l.to_owned(), k.to_owned())
                 });
+            let cues = serde_json::from_str(&v.cues).unwrap_or_else(|e| {
+                tracing::warn!(video = %id, track = %v.track, version = v.version, "stored cues unreadable, shown as none: {e}");
+                Vec::new()
+            });
             TrackView {
-                cues: serde_json::from_str(&v.cues).unwrap_or_default(),
+                cues,
                 track: v.track,
                 language,
                 kind,
@@ -178,10 +182,13 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
     tracks.sort_by_key(|t| (t.kind != "transcript", t.track.clone()));
     let vid = id.to_owned();
     let (tags, tags_version) = match app.db(move |c| c.latest_tags(&vid)).await? {
-        Some((version, _, json)) => (serde_json::from_str(&json).unwrap_or(Value::Null), version),
+        Some((version, _, json)) => (
+            parse_tags(json.as_bytes(), id, &format!("tags version {version}")),
+            version,
+        ),
         None => match app.store.get_bytes(&format!("{base}tags.json")).await {
-            Ok(b) => (serde_json::from_slice(&b).unwrap_or(Value::Null), 0),
-            Err(_) => (Value::Null, 0),
+            Ok(b) => (parse_tags(&b, id, "tags.json"), 0),
+            Err(_) => (None, 0),
         },
     };
     Ok(VideoView {
@@ -193,4 +200,20 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
         tags_version,
         history,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_tags;
+
+    #[test]
+    fn tags_from_older_servers_read_as_none() {
+        // What the curator's form wrote before tags were typed: no score,
+        // no evidence.
+        let old = br##"{"stem": true, "off_topic": null, "subjects": [{"id": "physics", "label": "Physics",
+            "label_ur": "x", "score": null, "confidence": 1.0, "topics": []}],
+            "grade_band": null, "hashtags": ["#physics"], "edited_by": "ayesha"}"##;
+        assert!(parse_tags(old, "v00000000000000000000", "tags version 2").is_none());
+        assert!(parse_tags(b"null", "v00000000000000000000", "tags.json").is_none());
+    }
 }

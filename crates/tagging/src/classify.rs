@@ -1,13 +1,13 @@
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::grade;
 use crate::taxonomy::{Taxonomy, Terms};
 use crate::text::{self, Token};
 
 /// Where a piece of text came from; titles are written on purpose and count more.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Title,
@@ -57,7 +57,7 @@ pub struct Document {
     pub grade_hint: Option<u8>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tags {
     pub version: u32,
     pub taxonomy_version: u32,
@@ -70,19 +70,31 @@ pub struct Tags {
     pub hashtags: Vec<String>,
     pub keywords: Vec<String>,
     pub evidence: Vec<Evidence>,
+    /// The curator who set these tags; absent for the classifier's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_by: Option<String>,
 }
 
 impl Tags {
+    /// The subject the video is filed under. The one place the rule
+    /// "off-topic unless STEM" lives: a video not called STEM has no subject
+    /// even when some subject terms matched.
+    pub fn subject(&self) -> Option<&SubjectTag> {
+        self.subjects.first().filter(|_| self.stem)
+    }
+
+    /// The top topic of [`Tags::subject`].
+    pub fn topic(&self) -> Option<&TopicTag> {
+        self.subject().and_then(|s| s.topics.first())
+    }
+
     /// The top subject id, or `"off-topic"`.
     pub fn primary_subject(&self) -> &str {
-        match (self.stem, self.subjects.first()) {
-            (true, Some(s)) => &s.id,
-            _ => "off-topic",
-        }
+        self.subject().map_or("off-topic", |s| &s.id)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SubjectTag {
     pub id: String,
     pub label: String,
@@ -92,14 +104,14 @@ pub struct SubjectTag {
     pub topics: Vec<TopicTag>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicTag {
     pub id: String,
     pub label: String,
     pub score: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OffTopicFlag {
     /// The non-STEM category with the most evidence, if any matched.
     pub category: Option<String>,
@@ -107,7 +119,7 @@ pub struct OffTopicFlag {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GradeEstimate {
     pub id: String,
     pub label: String,
@@ -120,7 +132,7 @@ pub struct GradeEstimate {
     pub named_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Evidence {
     /// The lexicon term.
     pub term: String,
@@ -470,6 +482,7 @@ impl Tagger {
             hashtags,
             keywords,
             evidence,
+            edited_by: None,
         }
     }
 

@@ -1,6 +1,6 @@
-//! Uploads into the system: the object store and catalog a worker or server
-//! opens from the configuration, the in-process submit function, and the
-//! bucket watcher that turns objects under `incoming/` into jobs exactly once.
+//! Uploads into the system: the in-process submit function (the server's
+//! tus uploads and `stemfeed jobs submit` use it) and the bucket watcher
+//! that turns objects under `incoming/` into jobs exactly once.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,47 +8,14 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
-use stemfeed_core::Config;
 use stemfeed_queue::{Catalog, NewVideo, Submitted, source_key};
-use stemfeed_store::{LocalStore, ObjectStore, S3Options, S3Store};
+use stemfeed_store::ObjectStore;
 
 /// Objects (key, version) a watcher has settled, and when.
 pub type Seen = std::collections::HashMap<(String, String), std::time::Instant>;
 
 /// Prefix the watcher turns into jobs.
 pub const INCOMING: &str = "incoming/";
-/// An ingest claimed this long ago by a watcher that never finished it is
-/// taken over by another.
-const STALE_INGEST: Duration = Duration::from_secs(600);
-
-/// The configured object store.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn ObjectStore>> {
-    let url = config.store_url();
-    if let Some(dir) = url.strip_prefix("file:") {
-        let dir = dir.strip_prefix("//").unwrap_or(dir);
-        return Ok(Arc::new(LocalStore::new(dir)));
-    }
-    let Some(rest) = url.strip_prefix("s3://") else {
-        anyhow::bail!("store.url {url:?}: use file:DIR or s3://BUCKET[/PREFIX]");
-    };
-    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-    anyhow::ensure!(!bucket.is_empty(), "store.url {url:?}: no bucket named");
-    let s = &config.store;
-    let mut opts = S3Options::new(bucket);
-    opts.prefix = prefix.trim_matches('/').to_owned();
-    opts.endpoint = s.endpoint.clone();
-    opts.region = s.region.clone();
-    opts.path_style = s.path_style;
-    opts.multipart_threshold = s.multipart_threshold_mib.max(5) * 1024 * 1024;
-    Ok(Arc::new(S3Store::connect(opts).await))
-}
-
-/// The configured catalog (migrations run on open).
-pub async fn open_catalog(config: &Config) -> anyhow::Result<Arc<Catalog>> {
-    let url = config.catalog_url();
-    let catalog = tokio::task::spawn_blocking(move || Catalog::open(&url)).await??;
-    Ok(Arc::new(catalog))
-}
 
 /// What the submitter says about an upload.
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
@@ -138,11 +105,14 @@ pub async fn scan_incoming(
     owner: &str,
     work: &Path,
     max_attempts: u32,
+    lease: Duration,
     seen: &mut Seen,
 ) -> anyhow::Result<usize> {
     let objects = store.list(INCOMING).await?;
     let mut ingested = 0;
-    seen.retain(|_, at| at.elapsed() < STALE_INGEST);
+    // An ingest claimed by a watcher that stopped renewing is taken over on
+    // the job lease clock; forget settled objects on the same clock.
+    seen.retain(|_, at| at.elapsed() < lease);
     for object in &objects {
         if object.key.ends_with(".json") {
             continue;
@@ -161,8 +131,7 @@ pub async fn scan_incoming(
             owner.to_owned(),
         );
         let won =
-            tokio::task::spawn_blocking(move || c.claim_ingest(&key, &etag, &who, STALE_INGEST))
-                .await??;
+            tokio::task::spawn_blocking(move || c.claim_ingest(&key, &etag, &who, lease)).await??;
         if !won {
             continue;
         }

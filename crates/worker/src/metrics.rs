@@ -24,6 +24,9 @@ struct Inner {
     stages: BTreeMap<String, (f64, u64)>,
     media_seconds: f64,
     processing_seconds: f64,
+    /// Free space under the floor: the worker claims nothing.
+    disk_low: bool,
+    stage_crashes: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -47,6 +50,15 @@ impl Metrics {
 
     pub fn failure(&self, reason: &str) {
         self.with(|m| *m.failures.entry(reason.to_owned()).or_default() += 1);
+    }
+
+    pub fn disk_low(&self, low: bool) {
+        self.with(|m| m.disk_low = low);
+    }
+
+    /// A stage process that died or overran its limit.
+    pub fn crash(&self, stage: &str) {
+        self.with(|m| *m.stage_crashes.entry(stage.to_owned()).or_default() += 1);
     }
 
     pub fn stage(&self, stage: &str, seconds: f64) {
@@ -97,6 +109,18 @@ impl Metrics {
                 "stemfeed_stage_seconds_sum{{stage=\"{stage}\"}} {sum}\nstemfeed_stage_seconds_count{{stage=\"{stage}\"}} {count}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP stemfeed_stage_crashes_total Stage processes killed by a signal or their time limit.\n# TYPE stemfeed_stage_crashes_total counter"
+        );
+        for (stage, n) in &m.stage_crashes {
+            let _ = writeln!(out, "stemfeed_stage_crashes_total{{stage=\"{stage}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stemfeed_worker_disk_low 1 while the work directory has less free space than worker.min_free_mib (no jobs are claimed).\n# TYPE stemfeed_worker_disk_low gauge\nstemfeed_worker_disk_low {}",
+            u8::from(m.disk_low)
+        );
         let rtf = if m.processing_seconds > 0.0 {
             m.media_seconds / m.processing_seconds
         } else {

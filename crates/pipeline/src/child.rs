@@ -1,0 +1,186 @@
+//! The stage child (`stemfeed stage`): locks itself down before it reads a
+//! byte of the request (descriptors closed, resource limits, no network
+//! where the kernel allows), runs one [`StageRequest`] and writes
+//! [`ChildMessage`] lines on stdout.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+
+use nix::sys::resource::{Resource, setrlimit};
+
+use crate::child_env::{FAULT, Fault as InjectedFault};
+use crate::contract::{ChildMessage, StageRequest};
+use crate::error::{Fault, Stage, StageError};
+use crate::stages;
+
+/// A request is a job description: small.
+const MAX_REQUEST: u64 = 16 << 20;
+
+/// Limits the parent asked for (`Limits::args`).
+#[derive(Debug, Clone, Default)]
+pub struct ChildLimits {
+    pub memory_mib: u64,
+    pub file_mib: u64,
+    pub cpu_seconds: u64,
+    pub open_files: u64,
+}
+
+/// What the lock-down managed; logged once.
+#[derive(Debug, Default)]
+pub struct Hardening {
+    pub closed_descriptors: usize,
+    pub network: &'static str,
+}
+
+/// Closes every descriptor but 0, 1 and 2 (the pipes): whatever the
+/// parent's libraries left open without close-on-exec stays out of reach.
+fn close_inherited() -> usize {
+    let keep: [RawFd; 3] = [
+        std::io::stdin().as_raw_fd(),
+        std::io::stdout().as_raw_fd(),
+        std::io::stderr().as_raw_fd(),
+    ];
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return 0;
+    };
+    let fds: Vec<RawFd> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| !keep.contains(fd))
+        .collect();
+    // One of them was the directory listing itself, closed by now.
+    fds.into_iter()
+        .filter(|&fd| nix::unistd::close(fd).is_ok())
+        .count()
+}
+
+fn limit(resource: Resource, value: u64) -> Result<(), String> {
+    setrlimit(resource, value, value).map_err(|e| format!("setrlimit {resource:?}: {e}"))
+}
+
+/// Applies the limits and drops the network. Called first thing, while the
+/// process has one thread.
+pub fn harden(limits: &ChildLimits) -> Result<Hardening, String> {
+    let closed_descriptors = close_inherited();
+    if limits.memory_mib > 0 {
+        limit(Resource::RLIMIT_AS, limits.memory_mib << 20)?;
+    }
+    limit(Resource::RLIMIT_FSIZE, limits.file_mib.max(1) << 20)?;
+    if limits.cpu_seconds > 0 {
+        limit(Resource::RLIMIT_CPU, limits.cpu_seconds)?;
+    }
+    limit(Resource::RLIMIT_NOFILE, limits.open_files.max(64))?;
+    limit(Resource::RLIMIT_CORE, 0)?;
+    // A new network namespace has only a down loopback: nothing to reach.
+    // Root can make one directly; others through a user namespace where
+    // the kernel allows unprivileged ones.
+    use nix::sched::{CloneFlags, unshare};
+    let network = if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+        "none (network namespace)"
+    } else if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok() {
+        "none (user and network namespace)"
+    } else {
+        "host network (this kernel refuses new namespaces here)"
+    };
+    Ok(Hardening {
+        closed_descriptors,
+        network,
+    })
+}
+
+fn send(message: &ChildMessage) {
+    let mut line = serde_json::to_vec(message).expect("child messages are plain data");
+    line.push(b'\n');
+    let mut out = std::io::stdout().lock();
+    // A parent that went away will kill us; nothing useful to do here.
+    let _ = out.write_all(&line).and_then(|()| out.flush());
+}
+
+/// The test-only fault switch: `STEMFEED_TEST_FAULT=<stage>:<abort|hang|segv>`
+/// makes this child fail that way when it enters the stage, so the crash
+/// and timeout paths of the worker can be proven.
+fn inject(stage: Stage) {
+    let Some(fault) = std::env::var(FAULT)
+        .ok()
+        .and_then(|v| InjectedFault::parse(&v))
+    else {
+        return;
+    };
+    if fault.stage != stage {
+        return;
+    }
+    match fault.action.as_str() {
+        "abort" => std::process::abort(),
+        "segv" => {
+            // The runtime's SIGSEGV handler (stack-overflow detection)
+            // restores the default action for a fault it does not own and
+            // returns; the second signal then kills the process.
+            for _ in 0..2 {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGSEGV);
+            }
+        }
+        "hang" => loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        },
+        _ => {}
+    }
+}
+
+/// Runs one request from stdin; the answer (or the failure) goes to stdout.
+pub fn serve(hardening: &Hardening) {
+    tracing::debug!(
+        closed = hardening.closed_descriptors,
+        network = hardening.network,
+        "stage process isolated"
+    );
+    let mut body = Vec::new();
+    if let Err(e) = std::io::stdin().take(MAX_REQUEST).read_to_end(&mut body) {
+        eprintln!("stage: reading the request: {e}");
+        return;
+    }
+    let request: StageRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("stage: the request is not a stage request: {e}");
+            return;
+        }
+    };
+    let mut last: Option<(Stage, i64)> = None;
+    let mut progress = |stage: Stage, fraction: f64| {
+        let pct = (fraction * 100.0) as i64;
+        if last != Some((stage, pct)) {
+            let entering = last.map(|(s, _)| s) != Some(stage);
+            last = Some((stage, pct));
+            send(&ChildMessage::Progress { stage, fraction });
+            if entering {
+                inject(stage);
+            }
+        }
+    };
+    let message = match request {
+        StageRequest::Prepare { job, settings } => {
+            match stages::prepare(&job, &settings, &mut progress) {
+                Ok(p) => ChildMessage::Prepared(Box::new(p)),
+                Err(e) => ChildMessage::Failed(e),
+            }
+        }
+        StageRequest::Finish {
+            job,
+            settings,
+            prepared,
+        } => match crate::tag::tagger(&settings.tagging) {
+            Ok(tagger) => {
+                match stages::finish(&job, &settings, &tagger, *prepared, &mut progress) {
+                    Ok(m) => ChildMessage::Finished(Box::new(m)),
+                    Err(e) => ChildMessage::Failed(e),
+                }
+            }
+            Err(e) => ChildMessage::Failed(StageError::new(
+                &job.display_name,
+                Stage::Tagging,
+                Fault::Transient,
+                format!("loading the taxonomy: {e}"),
+            )),
+        },
+    };
+    send(&message);
+}

@@ -1,0 +1,388 @@
+//! What the stages hand each other and what readers of an output see,
+//! defined once. `manifest.json` is [`Manifest`]; a caption track file is
+//! [`stemfeed_captions::CaptionFile`]; `tags.json` is [`stemfeed_tagging::Tags`].
+//! A stage that runs in a child process takes a [`StageRequest`] and answers
+//! with [`ChildMessage`]s, all of them serde types.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use stemfeed_captions::{LanguageChoice, Status};
+use stemfeed_core::config::{AsrConfig, TaggingConfig};
+use stemfeed_core::media_info::Accepted;
+use stemfeed_core::{MediaInfo, Profile};
+use stemfeed_tagging::Tags;
+
+use crate::error::{Stage, StageError};
+
+/// Manifest format version; bump on incompatible changes.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// `manifest.json`: the index of one run's outputs, written last.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub source: Source,
+    /// The profile's name.
+    pub profile: String,
+    pub validation: Accepted,
+    /// `None` only in manifests of runs that never reached captions.
+    pub captions: Option<CaptionsEntry>,
+    pub tags: TagsEntry,
+    pub loudness: Option<Loudness>,
+    pub renditions: Vec<RenditionEntry>,
+    pub hls: Hls,
+    pub poster: Option<StillEntry>,
+    pub thumbnails: Vec<StillEntry>,
+    pub asr_audio: AsrAudio,
+    pub stages: StageTimes,
+    /// In `videos/<id>/manifest.json` only: the run directory the paths
+    /// are relative to (`runs/<job>-<attempt>/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video_id: Option<String>,
+}
+
+impl Manifest {
+    /// Reads and checks `path`.
+    pub fn read(path: &Path) -> Result<Self, std::io::Error> {
+        let bytes = std::fs::read(path)?;
+        Self::from_slice(&bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: {e}", path.display()),
+            )
+        })
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        let m: Self = serde_json::from_slice(bytes)?;
+        if m.version != MANIFEST_VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "manifest version {} (this stemfeed reads {MANIFEST_VERSION})",
+                m.version
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Pretty JSON with keys sorted at every level (stable bytes: golden
+    /// files and diffs between runs stay readable).
+    pub fn to_json(&self) -> Vec<u8> {
+        let value = serde_json::to_value(self).expect("a manifest is plain data");
+        serde_json::to_vec_pretty(&value).expect("a JSON value serialises")
+    }
+
+    /// Writes `out/manifest.json` through a temporary file, so a reader
+    /// never sees half of it.
+    pub fn write(&self, out: &Path) -> std::io::Result<()> {
+        write_atomic(&out.join("manifest.json"), &self.to_json())
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        self.source.media.duration_s
+    }
+
+    /// The spoken language the captions were made in.
+    pub fn language(&self) -> Option<&str> {
+        match &self.captions {
+            Some(CaptionsEntry::Made(c)) => c.language.as_ref().map(|l| l.language.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Caption tracks the run produced.
+    pub fn tracks(&self) -> &[TrackEntry] {
+        match &self.captions {
+            Some(CaptionsEntry::Made(c)) => &c.tracks,
+            _ => &[],
+        }
+    }
+
+    /// The smallest rendition (plays on every phone and loads fastest).
+    pub fn smallest_rendition(&self) -> Option<&RenditionEntry> {
+        self.renditions.iter().min_by_key(|r| r.height.min(r.width))
+    }
+}
+
+/// Writes `path` via a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// What was uploaded and what the submitter said about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    /// Display name (the upload's original name).
+    pub file: String,
+    pub media: MediaInfo,
+    pub language_hint: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub grade_hint: Option<u8>,
+}
+
+/// The caption stage's summary, or why it did not run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CaptionsEntry {
+    Made(CaptionsSummary),
+    Skipped { skipped: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionsSummary {
+    /// The default model's name (a per-language model may have replaced it).
+    pub model: String,
+    pub language: Option<LanguageChoice>,
+    pub speech_seconds: f64,
+    pub note: Option<String>,
+    pub tracks: Vec<TrackEntry>,
+}
+
+/// One caption track in the manifest; the cues are in `files.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackEntry {
+    pub language: String,
+    pub kind: String,
+    pub status: Status,
+    pub reason: Option<String>,
+    /// Number of cues.
+    pub cues: usize,
+    pub mean_confidence: Option<f32>,
+    pub min_cue_confidence: Option<f32>,
+    pub files: TrackFiles,
+}
+
+impl TrackEntry {
+    /// `<lang>.<kind>`, the track's name in the catalog and the UI.
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.language, self.kind)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackFiles {
+    pub vtt: String,
+    pub srt: String,
+    pub json: String,
+}
+
+/// The manifest's summary of `tags.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagsEntry {
+    pub file: String,
+    pub stem: bool,
+    pub subject: Option<String>,
+    pub topic: Option<String>,
+    pub grade_band: Option<String>,
+    pub off_topic: Option<String>,
+}
+
+impl From<&Tags> for TagsEntry {
+    fn from(tags: &Tags) -> Self {
+        Self {
+            file: "tags.json".to_owned(),
+            stem: tags.stem,
+            subject: tags.subject().map(|s| s.id.clone()),
+            topic: tags.topic().map(|t| t.id.clone()),
+            grade_band: tags.grade_band.as_ref().map(|g| g.id.clone()),
+            off_topic: tags.off_topic.as_ref().map(|o| o.reason.clone()),
+        }
+    }
+}
+
+/// EBU R128 measurement and the one gain applied to every rendition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Loudness {
+    /// Integrated loudness of the input, LUFS; `None` for silence.
+    pub measured_lufs: Option<f64>,
+    /// Highest true peak of the input over all channels, dBTP; `None` for silence.
+    pub measured_true_peak_dbtp: Option<f64>,
+    pub target_lufs: f64,
+    pub true_peak_max_dbtp: f64,
+    /// Gain applied to every rendition, dB.
+    pub applied_gain_db: f64,
+    /// Loudness the renditions should have after the gain.
+    pub expected_lufs: Option<f64>,
+    /// Why the gain differs from `target - measured`, if it does.
+    pub limited_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionEntry {
+    pub name: String,
+    /// Relative to the run directory.
+    pub path: String,
+    pub hls_playlist: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub video_kbps: u32,
+    pub audio_kbps: Option<u32>,
+    /// RFC 6381 codec string.
+    pub codecs: String,
+    pub bytes: u64,
+    pub duration_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Hls {
+    pub master: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StillEntry {
+    pub path: String,
+    pub width: u32,
+    pub height: u32,
+    pub time_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AsrAudio {
+    pub samples_16k: usize,
+    pub seconds: f64,
+}
+
+/// Seconds each stage took.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    pub probe_s: f64,
+    pub loudness_s: f64,
+    pub transcode_s: f64,
+    pub captions_s: f64,
+    pub tagging_s: f64,
+    pub total_s: f64,
+}
+
+/// One video to process, as every stage sees it. Paths only: a stage in a
+/// child process never sees the object store or the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// The upload, read only.
+    pub input: PathBuf,
+    /// Name shown in errors (the upload's original name for worker jobs).
+    pub display_name: String,
+    /// Where the outputs go (the run's tree).
+    pub out: PathBuf,
+    /// Scratch space beside `out` (the ASR audio between the halves).
+    pub scratch: PathBuf,
+    pub profile: Profile,
+    pub language: Option<String>,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub grade: Option<u8>,
+    pub captions: bool,
+}
+
+/// The part of the configuration a stage needs: no store, catalog or
+/// credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageSettings {
+    pub models_dir: PathBuf,
+    pub asr: AsrConfig,
+    pub tagging: TaggingConfig,
+}
+
+impl From<&stemfeed_core::Config> for StageSettings {
+    fn from(c: &stemfeed_core::Config) -> Self {
+        Self {
+            models_dir: c.models_dir.clone(),
+            asr: c.asr.clone(),
+            tagging: c.tagging.clone(),
+        }
+    }
+}
+
+/// One finished rendition, with paths under the job's `out`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenditionOutput {
+    pub name: String,
+    pub mp4: PathBuf,
+    pub hls_playlist: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub video_kbps: u32,
+    pub audio_kbps: Option<u32>,
+    pub fps: u32,
+    pub codecs: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StillOutput {
+    pub path: PathBuf,
+    pub width: u32,
+    pub height: u32,
+    pub time_s: f64,
+}
+
+/// The first half's result (probe, validate, loudness, transcode), input of
+/// the second half.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Prepared {
+    pub info: MediaInfo,
+    pub accepted: Accepted,
+    pub loudness: Option<Loudness>,
+    pub renditions: Vec<RenditionOutput>,
+    pub poster: Option<StillOutput>,
+    pub thumbnails: Vec<StillOutput>,
+    /// 16 kHz mono f32 (little-endian) for ASR; `None` without audio.
+    pub asr_pcm: Option<PathBuf>,
+    pub asr_samples: usize,
+    /// The Whisper model to caption with, checked before transcoding.
+    pub model_file: Option<PathBuf>,
+    pub times: StageTimes,
+}
+
+/// What a stage child is asked to do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StageRequest {
+    Prepare {
+        job: JobSpec,
+        settings: StageSettings,
+    },
+    Finish {
+        job: JobSpec,
+        settings: StageSettings,
+        prepared: Box<Prepared>,
+    },
+}
+
+impl StageRequest {
+    pub fn job(&self) -> &JobSpec {
+        match self {
+            StageRequest::Prepare { job, .. } | StageRequest::Finish { job, .. } => job,
+        }
+    }
+
+    /// The stage the request starts in (named when the child dies).
+    pub fn first_stage(&self) -> Stage {
+        match self {
+            StageRequest::Prepare { .. } => Stage::Probe,
+            StageRequest::Finish { .. } => Stage::Captions,
+        }
+    }
+}
+
+/// One line a stage child writes on its standard output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildMessage {
+    /// The stage now running and its fraction done.
+    Progress {
+        stage: Stage,
+        fraction: f64,
+    },
+    Prepared(Box<Prepared>),
+    Finished(Box<Manifest>),
+    Failed(StageError),
+}
