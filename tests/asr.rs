@@ -114,7 +114,9 @@ fn a_file_without_audio_is_a_clear_error_and_is_left_untouched() {
     assert!(!out.status.success());
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("notes.mp4") && stderr.contains("audio decode"),
+        // The duration is probed first (decoding is bounded by it), so the
+        // probe is the stage that refuses it.
+        stderr.contains("notes.mp4") && stderr.contains("probe: not a playable media file"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(&bogus).unwrap(), before);

@@ -64,6 +64,7 @@ pub struct Postgres {
     bin: PathBuf,
     pub port: u16,
     root: bool,
+    opts: String,
 }
 
 impl Postgres {
@@ -85,11 +86,12 @@ impl Postgres {
             assert!(ok, "chown of the PostgreSQL test directory failed");
         }
         let port = free_port();
-        let pg = Self {
+        let mut pg = Self {
             dir,
             bin,
             port,
             root,
+            opts: String::new(),
         };
         pg.run(
             "initdb",
@@ -108,24 +110,36 @@ impl Postgres {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             pg.dir.path().display()
         );
-        let log = pg.dir.path().join("log");
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &opts,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
-        wait_for_port(port, "PostgreSQL", Duration::from_secs(30));
+        pg.opts = opts;
+        pg.pg_ctl("start");
         pg
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let mut args = vec![
+            "-D",
+            data.to_str().unwrap(),
+            "-l",
+            log.to_str().unwrap(),
+            "-o",
+            &self.opts,
+            "-w",
+            "-t",
+            "60",
+        ];
+        if action == "restart" {
+            args.extend(["-m", "fast"]);
+        }
+        args.push(action);
+        self.run("pg_ctl", &args);
+        wait_for_port(self.port, "PostgreSQL", Duration::from_secs(30));
+    }
+
+    /// `pg_ctl restart`: every client connection is cut.
+    pub fn restart(&self) {
+        self.pg_ctl("restart");
     }
 
     fn run(&self, tool: &str, args: &[&str]) {

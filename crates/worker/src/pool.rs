@@ -392,6 +392,36 @@ impl Status {
     }
 }
 
+/// How long the end-of-job catalog writes keep trying through a catalog
+/// outage (a PostgreSQL restart, a failover) before giving up; the lease
+/// then expires and another attempt runs the job.
+const CATALOG_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Runs a catalog call on a blocking thread, retrying transient errors
+/// (connection lost, timeouts, serialization conflicts) with backoff.
+async fn catalog_call<T: Send + 'static>(
+    catalog: &Arc<Catalog>,
+    what: &str,
+    f: impl Fn(&Catalog) -> Result<T, stemfeed_queue::QueueError> + Send + Sync + 'static,
+) -> Result<T, String> {
+    let f = Arc::new(f);
+    let started = Instant::now();
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let (c, f) = (Arc::clone(catalog), Arc::clone(&f));
+        match tokio::task::spawn_blocking(move || f(&c)).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) if e.is_transient() && started.elapsed() < CATALOG_PATIENCE => {
+                tracing::warn!("{what}: {e}; retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Ok(Err(e)) => return Err(format!("{what}: {e}")),
+            Err(e) => return Err(format!("{what}: {e}")),
+        }
+    }
+}
+
 async fn run_job(shared: &Arc<Shared>, claim: Claim) {
     let (job_id, token) = (claim.job.id, claim.token.clone());
     tracing::info!(file = %claim.video.original_name, "claimed");
@@ -449,7 +479,8 @@ async fn run_job(shared: &Arc<Shared>, claim: Claim) {
     {
         tracing::warn!(dir = %dir.display(), "removing the work directory: {e}");
     }
-    let (c, who) = (Arc::clone(&shared.catalog), shared.id.clone());
+    let who = shared.id.clone();
+    let catalog = &shared.catalog;
     let outcome = match result {
         Ok(media_s) => {
             shared
@@ -462,12 +493,19 @@ async fn run_job(shared: &Arc<Shared>, claim: Claim) {
             Ok(())
         }
         Err(e) if status.cancel.load(Ordering::SeqCst) => {
-            let _ = tokio::task::spawn_blocking(move || c.cancelled(job_id, &token, &who)).await;
-            Err(format!("cancelled ({})", e.message))
+            let done = catalog_call(catalog, "recording the cancellation", move |c| {
+                c.cancelled(job_id, &token, &who)
+            })
+            .await;
+            Err(format!("cancelled ({}): {done:?}", e.message))
         }
         Err(_) if status.shutdown.load(Ordering::SeqCst) => {
-            match tokio::task::spawn_blocking(move || c.release(job_id, &token, &who)).await {
-                Ok(Ok(true)) => {
+            match catalog_call(catalog, "releasing the lease", move |c| {
+                c.release(job_id, &token, &who)
+            })
+            .await
+            {
+                Ok(true) => {
                     Err("worker shutting down: lease released for another worker".to_owned())
                 }
                 other => Err(format!(
@@ -491,11 +529,11 @@ async fn run_job(shared: &Arc<Shared>, claim: Claim) {
                 Duration::from_secs_f64(shared.config.worker.retry_backoff_seconds.max(0.0));
             let message = e.message.clone();
             let failure = e.failure;
-            let next = tokio::task::spawn_blocking(move || {
+            let next = catalog_call(catalog, "recording the failure", move |c| {
                 c.fail(job_id, &token, &who, &message, failure, backoff)
             })
             .await;
-            if matches!(next, Ok(Ok(Some(JobState::Queued)))) {
+            if matches!(next, Ok(Some(JobState::Queued))) {
                 shared.metrics.retry();
             }
             Err(format!("{} → {next:?}", e.message))
@@ -698,16 +736,19 @@ async fn publish(
 
     // The catalog decides: only the lease holder completes, and the
     // completed run is the video's current one.
-    let (c, who, token, job_id, p) = (
-        Arc::clone(&shared.catalog),
+    let (who, token, job_id, p) = (
         shared.id.clone(),
         claim.token.clone(),
         claim.job.id,
         run_prefix.clone(),
     );
-    match tokio::task::spawn_blocking(move || c.complete(job_id, &token, &who, &p)).await {
-        Ok(Ok(true)) => {}
-        Ok(Ok(false)) => {
+    match catalog_call(&shared.catalog, "completing the job", move |c| {
+        c.complete(job_id, &token, &who, &p)
+    })
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
             return Err(JobError {
                 failure: Failure::Transient,
                 reason: "lease_lost",
@@ -717,13 +758,12 @@ async fn publish(
                 ),
             });
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             return Err(JobError::infrastructure(
                 "catalog",
-                format!("{}: completing the job: {e}", video.original_name),
+                format!("{}: {e}", video.original_name),
             ));
         }
-        Err(e) => return Err(JobError::infrastructure("catalog", e.to_string())),
     }
 
     // The pointer for readers of the store alone. The catalog already
