@@ -313,3 +313,137 @@ fn under_the_free_space_floor_a_worker_claims_nothing() {
         "doctor reports the floor"
     );
 }
+
+#[test]
+fn the_object_store_killed_and_restarted_mid_run_loses_and_kills_no_job() {
+    use common::services::S3Server;
+    use stemfeed_store::{ObjectStore, S3Options, S3Store};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start_durable(&dir.path().join("s3-recording"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let store = runtime.block_on(async {
+        let mut opts = S3Options::new("media");
+        opts.endpoint = Some(s3.endpoint());
+        opts.path_style = true;
+        opts.credentials = Some((
+            common::services::S3_KEY.into(),
+            common::services::S3_SECRET.into(),
+        ));
+        let store = S3Store::connect(opts).await;
+        store.ensure_bucket().await.unwrap();
+        store
+    });
+    let data = dir.path().join("data");
+    let body = format!(
+        "data_dir = {data:?}\n[store]\nurl = \"s3://media\"\nendpoint = \"{}\"\npath_style = true\n[worker]\ncaptions = false\nwatch = false\npoll_millis = 200\nretry_backoff_seconds = 0.5\nmax_attempts = 2\n",
+        s3.endpoint()
+    );
+    let cfg = config(dir.path(), "stemfeed", &body);
+    let env = s3.env();
+    let submit_s3 = |file: &Path| -> i64 {
+        let mut cmd = common::stemfeed();
+        cmd.arg("--config")
+            .arg(&cfg)
+            .args(["jobs", "submit"])
+            .arg(file);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        let out = common::run(&mut cmd);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["job"].as_i64().expect("a new job")
+    };
+    let jobs: Vec<i64> = (0..8)
+        .map(|i| {
+            submit_s3(&clip(
+                dir.path(),
+                &format!("s3-{i}.mp4"),
+                20 + i,
+                "160x284",
+                2.0,
+            ))
+        })
+        .collect();
+    let catalog = Catalog::open(&format!("sqlite:{}", data.join("catalog.db").display())).unwrap();
+    let spawn = |id: &str| {
+        let mut cmd = common::stemfeed();
+        cmd.arg("--config").arg(&cfg).args(["worker", "--id", id]);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.env("STEMFEED_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join(format!("{id}.log"))).unwrap())
+            .spawn()
+            .expect("starting stemfeed worker")
+    };
+    let workers = [spawn("s1"), spawn("s2")];
+    wait_until(
+        "a first completed job",
+        Duration::from_secs(120),
+        dir.path(),
+        || catalog.counts().is_ok_and(|c| c[&JobState::InReview] >= 1),
+    );
+    // Down in the middle of the run: downloads and uploads in flight fail.
+    s3.kill();
+    std::thread::sleep(Duration::from_secs(4));
+    s3.restart();
+    wait_until(
+        "every job in review",
+        Duration::from_secs(300),
+        dir.path(),
+        || {
+            catalog
+                .counts()
+                .is_ok_and(|c| c[&JobState::InReview] == jobs.len() as i64)
+        },
+    );
+    for w in workers {
+        assert!(stop(w).success(), "{}", logs(dir.path()));
+    }
+    assert_all_in_review_once(&catalog, &jobs, dir.path());
+    let counts = catalog.counts().unwrap();
+    assert_eq!(counts[&JobState::Dead] + counts[&JobState::Failed], 0);
+    let hit: usize = jobs
+        .iter()
+        .map(|&id| {
+            catalog
+                .events(id)
+                .unwrap()
+                .iter()
+                .filter(|e| e.kind == "retry")
+                .count()
+        })
+        .sum();
+    eprintln!("attempts the outage interrupted (retried without using an attempt): {hit}");
+    // Every published run is complete in the store.
+    runtime.block_on(async {
+        for &id in &jobs {
+            let job = catalog.job(id).unwrap().unwrap();
+            let prefix = catalog
+                .video(&job.video_id)
+                .unwrap()
+                .unwrap()
+                .output_prefix
+                .unwrap();
+            let bytes = store
+                .get_bytes(&format!("{prefix}/manifest.json"))
+                .await
+                .unwrap();
+            let m = stemfeed_pipeline::Manifest::from_slice(&bytes).unwrap();
+            for r in &m.renditions {
+                assert!(
+                    store
+                        .head(&format!("{prefix}/{}", r.path))
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+            }
+        }
+    });
+}

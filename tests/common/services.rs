@@ -206,6 +206,8 @@ impl Drop for Postgres {
 pub struct S3Server {
     child: Child,
     pub port: u16,
+    /// With a recording, the server's state survives a restart.
+    recording: Option<PathBuf>,
 }
 
 pub const S3_KEY: &str = "stemfeed-test";
@@ -230,14 +232,78 @@ fn moto_server() -> PathBuf {
 impl S3Server {
     pub fn start() -> Self {
         let port = free_port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        Self {
+            child: Self::spawn(port, None),
+            port,
+            recording: None,
+        }
+    }
+
+    /// A server whose state survives [`S3Server::restart`]: moto keeps
+    /// objects in memory, so every request is recorded to `recording` (moto's
+    /// own recorder) and replayed into the new process, as a disk-backed
+    /// S3 server would come back with its data.
+    pub fn start_durable(recording: &Path) -> Self {
+        let port = free_port();
+        Self {
+            child: Self::spawn(port, Some(recording)),
+            port,
+            recording: Some(recording.to_path_buf()),
+        }
+    }
+
+    fn spawn(port: u16, recording: Option<&Path>) -> Child {
+        let mut cmd = Command::new(moto_server());
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting moto_server");
+            .stderr(Stdio::null());
+        if let Some(r) = recording {
+            cmd.env("MOTO_ENABLE_RECORDING", "True")
+                .env("MOTO_RECORDER_FILEPATH", r)
+                .stderr(std::fs::File::create(r.with_extension("log")).unwrap());
+        }
+        let child = cmd.spawn().expect("starting moto_server");
         wait_for_port(port, "moto_server", Duration::from_secs(60));
-        Self { child, port }
+        child
+    }
+
+    /// SIGKILL: every connection drops mid-request.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same port with the recorded state.
+    pub fn restart(&mut self) {
+        let recording = self.recording.clone().expect("a durable server");
+        // The kill may have cut the last entry short: keep whole ones.
+        let text = std::fs::read_to_string(&recording).unwrap_or_default();
+        let whole: String = text
+            .lines()
+            .filter(|l| serde_json::from_str::<serde_json::Value>(l).is_ok())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        std::fs::write(&recording, whole).unwrap();
+        self.child = Self::spawn(self.port, Some(&recording));
+        // Replaying is itself not recorded; new requests append again.
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        // moto replays against the host this request names.
+        s.write_all(
+            format!(
+                "POST /moto-api/recorder/replay-recording HTTP/1.1\r\nhost: 127.0.0.1:{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                self.port
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.0 2"),
+            "replaying the S3 recording failed: {answer}\n{}",
+            std::fs::read_to_string(recording.with_extension("log")).unwrap_or_default()
+        );
     }
 
     pub fn endpoint(&self) -> String {

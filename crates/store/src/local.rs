@@ -65,7 +65,13 @@ impl LocalStore {
                 std::fs::create_dir_all(dir)?;
             }
             let tmp = tmp_name(&path);
-            let result = write(tmp.clone()).and_then(|()| std::fs::rename(&tmp, &path));
+            // Durable before it is reported: the file's bytes, then the
+            // rename in its directory, reach the disk (a put that returned
+            // survives a power cut).
+            let result = write(tmp.clone())
+                .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|()| std::fs::rename(&tmp, &path))
+                .and_then(|()| sync_dir(path.parent()));
             if result.is_err() {
                 let _ = std::fs::remove_file(&tmp);
             }
@@ -78,6 +84,14 @@ impl LocalStore {
             message: e.to_string(),
         })?
         .map_err(io(key, "write"))
+    }
+}
+
+/// fsync of a directory, so a rename in it is durable.
+fn sync_dir(dir: Option<&Path>) -> std::io::Result<()> {
+    match dir {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 
