@@ -429,3 +429,34 @@ fn a_worker_that_lost_its_lease_never_repoints_the_manifest() {
         .count();
     assert_eq!(completions, 1, "completed exactly once");
 }
+
+#[test]
+fn a_compromised_stage_cannot_read_the_catalog_or_signal_the_worker() {
+    let s = setup("max_attempts = 1\n");
+    let job = s.submit(&clip(s.dir.path(), "escape.mp4", 6));
+    let mut worker = s.worker("w", &[("STEMFEED_TEST_FAULT", "probe:escape")], true);
+    assert!(wait_exit(&mut worker, Duration::from_secs(120)).success());
+    let log = s.log("w");
+    let tries: Vec<&str> = log.lines().filter(|l| l.contains("escape:")).collect();
+    assert!(
+        tries
+            .iter()
+            .any(|l| l.contains("catalog.db") && l.contains("denied")),
+        "the catalog must be out of reach: {tries:#?}"
+    );
+    assert!(
+        !tries.iter().any(|l| l.contains("read ")),
+        "the stage read a file it must not: {tries:#?}"
+    );
+    assert!(
+        tries
+            .iter()
+            .any(|l| l.contains("signalling the worker") && l.contains("EPERM")),
+        "the worker must be out of reach: {tries:#?}"
+    );
+    let j = final_job(&s.catalog(), job);
+    assert!(
+        matches!(j.state, JobState::Failed | JobState::Dead),
+        "{j:?}"
+    );
+}

@@ -9,7 +9,9 @@ use std::os::fd::{AsRawFd, RawFd};
 use nix::sys::resource::{Resource, setrlimit};
 
 use crate::child_env::{FAULT, Fault as InjectedFault};
-use crate::contract::{ChildMessage, StageRequest};
+use std::path::{Path, PathBuf};
+
+use crate::contract::{ChildMessage, JobSpec, StageRequest, StageSettings};
 use crate::error::{Fault, Stage, StageError};
 use crate::stages;
 
@@ -121,8 +123,118 @@ fn inject(stage: Stage) {
         "hang" => loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         },
+        // Tries what a compromised decoder would: read the worker's catalog
+        // (found by walking up from the work directory) and signal the
+        // worker. Reports each outcome on stderr and exits.
+        "escape" => {
+            let mut dir = std::env::current_dir().unwrap_or_default();
+            for _ in 0..6 {
+                let candidate = dir.join("catalog.db");
+                if candidate.exists() {
+                    match std::fs::read(&candidate) {
+                        Ok(b) => {
+                            eprintln!("escape: read {} bytes of {}", b.len(), candidate.display())
+                        }
+                        Err(e) => eprintln!("escape: {}: {e}", candidate.display()),
+                    }
+                }
+                if !dir.pop() {
+                    break;
+                }
+            }
+            match std::fs::read("/etc/hostname") {
+                Ok(_) => eprintln!("escape: read /etc/hostname"),
+                Err(e) => eprintln!("escape: /etc/hostname: {e}"),
+            }
+            let parent = nix::unistd::getppid();
+            match nix::sys::signal::kill(parent, None) {
+                Ok(()) => eprintln!("escape: could signal the worker"),
+                Err(e) => eprintln!("escape: signalling the worker: {e}"),
+            }
+            std::process::exit(3);
+        }
         _ => {}
     }
+}
+
+/// Directories a stage only reads besides its own inputs: the system's
+/// libraries and GStreamer plugins, CPU facts, and the few files under
+/// `/etc` the dynamic loader and fontconfig read. Not `/etc` as a whole: a
+/// configuration with credentials may live there.
+const READ_ONLY: &[&str] = &[
+    "/usr",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/etc/ld.so.cache",
+    "/etc/ld.so.conf",
+    "/etc/ld.so.conf.d",
+    "/etc/localtime",
+    "/etc/fonts",
+    "/proc",
+    "/sys",
+    "/dev/urandom",
+    "/dev/random",
+];
+
+/// GStreamer's registry cache: read, and rewritten when plugins change.
+fn gst_registry_dir() -> Option<PathBuf> {
+    if let Some(file) = std::env::var_os("GST_REGISTRY") {
+        return PathBuf::from(file).parent().map(Path::to_path_buf);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(cache.join("gstreamer-1.0"))
+}
+
+/// Landlock: from here on the process can read only the system's
+/// libraries, its input, the models and the taxonomy, and write only its
+/// job's directories (and GStreamer's registry cache); it cannot signal
+/// processes outside its sandbox (the worker) or ptrace them. Best effort:
+/// on a kernel without Landlock it says so and goes on.
+fn confine(job: &JobSpec, settings: &StageSettings) -> Result<&'static str, String> {
+    use landlock::{
+        ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        RulesetStatus, Scope, path_beneath_rules,
+    };
+    for dir in [&job.out, &job.scratch] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let registry = gst_registry_dir();
+    if let Some(dir) = &registry {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let abi = ABI::V6;
+    let mut read: Vec<PathBuf> = READ_ONLY.iter().map(PathBuf::from).collect();
+    read.push(job.input.clone());
+    read.push(settings.models_dir.clone());
+    read.extend(settings.tagging.taxonomy.clone());
+    let mut write: Vec<PathBuf> = vec![job.out.clone(), job.scratch.clone(), "/dev/null".into()];
+    write.extend(registry);
+    // GPUs are device files.
+    if let Ok(entries) = std::fs::read_dir("/dev") {
+        write.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("nvidia"))
+        }));
+    }
+    write.push("/dev/dri".into());
+    let status = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(abi))
+        .and_then(|r| r.scope(Scope::Signal | Scope::AbstractUnixSocket))
+        .and_then(|r| r.create())
+        .and_then(|r| r.add_rules(path_beneath_rules(&read, AccessFs::from_read(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(&write, AccessFs::from_all(abi))))
+        .and_then(|r| r.restrict_self())
+        .map_err(|e| format!("landlock: {e}"))?;
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => "confined (landlock)",
+        RulesetStatus::PartiallyEnforced => "partly confined (older landlock)",
+        _ => "not confined: this kernel has no landlock",
+    })
 }
 
 /// Runs one request from stdin; the answer (or the failure) goes to stdout.
@@ -144,6 +256,23 @@ pub fn serve(hardening: &Hardening) {
             return;
         }
     };
+    let (job, settings) = match &request {
+        StageRequest::Prepare { job, settings } | StageRequest::Finish { job, settings, .. } => {
+            (job, settings)
+        }
+    };
+    match confine(job, settings) {
+        Ok(how) => tracing::debug!(filesystem = how, "stage process confined"),
+        Err(e) => {
+            send(&ChildMessage::Failed(StageError::new(
+                &job.display_name,
+                request.first_stage(),
+                Fault::Infrastructure,
+                format!("cannot confine the stage process: {e}"),
+            )));
+            return;
+        }
+    }
     let mut last: Option<(Stage, i64)> = None;
     let mut progress = |stage: Stage, fraction: f64| {
         let pct = (fraction * 100.0) as i64;

@@ -29,7 +29,6 @@ const KEPT_ENV: &[&str] = &[
     "LANG",
     "LC_ALL",
     "TZ",
-    "TMPDIR",
     "XDG_CACHE_HOME",
     "STEMFEED_LOG",
     "GST_PLUGIN_PATH",
@@ -164,6 +163,9 @@ pub async fn run_stage(
         .args(limits.args())
         .env_clear()
         .envs(std::env::vars_os().filter(|(k, _)| KEPT_ENV.iter().any(|kept| k == kept)))
+        // Temporary files stay in the job's scratch space, the one place
+        // the child may write besides its outputs.
+        .env("TMPDIR", &request.job().scratch)
         .current_dir(&request.job().scratch)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
