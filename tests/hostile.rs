@@ -10,7 +10,13 @@
 //! - no attempt runs longer than [`STAGE_LIMIT`];
 //! - the worker's memory stays under [`PEAK_RSS_MIB`] (the worker process
 //!   and any children it starts, summed);
-//! - no process the worker started outlives it.
+//! - no process the worker started outlives it;
+//! - and, as a check that the inputs are what they claim: every valid seed
+//!   with a video stream reaches `in-review`, and audio-only seeds are refused.
+//!
+//! About 220 inputs; about 4 minutes on 2 cores today, three quarters of
+//! it stages that stall until the worker's 20 s no-progress limit (twice
+//! per job, as the first failure is retried).
 //!
 //! The test prints a tally (container × outcome, failure reasons by stage)
 //! and copies inputs that broke a rule to `target/test-artifacts/hostile/`
@@ -34,8 +40,9 @@ const MIN_INPUTS: usize = 200;
 /// 64×64), so a healthy stage finishes in seconds.
 const STAGE_LIMIT: Duration = Duration::from_secs(120);
 /// Peak resident memory of the worker plus any processes it starts, summed
-/// (shared pages count twice, so this errs high). Fits today's in-process
-/// worker with two transcode slots; bounded decoding should keep it there.
+/// (shared pages count twice, so this errs high). Measured at 470–515 MiB
+/// with two transcode slots: the worker ~50 MiB, stage children ~100 MiB
+/// each, and one probe of a VP9 frame claiming 16384×16384 ~350–375 MiB.
 const PEAK_RSS_MIB: u64 = 600;
 /// Past this the worker is killed and the test reports the stuck jobs.
 const WORKER_DEADLINE: Duration = Duration::from_secs(420);
@@ -135,15 +142,34 @@ struct Watch {
     running_at_peak: Vec<String>,
     /// Every descendant process seen: (pid, start) → description.
     descendants: HashMap<(u32, u64), String>,
+    /// Each descendant's peak RSS and the job whose files it had open then.
+    child_peaks: HashMap<(u32, u64), (u64, Option<String>)>,
     timed_out: bool,
 }
 
+/// The job whose work directory (`…/job-<id>-<attempt>/`) a process runs
+/// in or has a file open in, by the job's input name.
+fn job_of_process(pid: u32, names: &HashMap<i64, String>) -> Option<String> {
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok());
+    cwd.into_iter().chain(fds).find_map(|target| {
+        let t = target.to_string_lossy().into_owned();
+        let rest = &t[t.rfind("/job-")? + "/job-".len()..];
+        let id: i64 = rest.split('-').next()?.parse().ok()?;
+        names.get(&id).cloned()
+    })
+}
+
 /// Waits for the worker, sampling its memory and children, and kills it
-/// past [`WORKER_DEADLINE`].
+/// past [`WORKER_DEADLINE`]. `names` maps job ids to input names.
 fn watch_worker(
     worker: &mut Child,
     catalog_url: &str,
-    names: &HashMap<String, String>,
+    names: &HashMap<i64, String>,
 ) -> (std::process::ExitStatus, Watch) {
     let pid = worker.id();
     let catalog = stemfeed_queue::Catalog::open(catalog_url).ok();
@@ -168,7 +194,16 @@ fn watch_worker(
         let mut stack = vec![pid];
         while let Some(parent) = stack.pop() {
             for c in children.get(&parent).into_iter().flatten() {
-                tree_kib += rss_kib(c.pid);
+                let kib = rss_kib(c.pid);
+                tree_kib += kib;
+                let peak = w.child_peaks.entry((c.pid, c.start)).or_insert((0, None));
+                if kib > peak.0 {
+                    // Look up the job only when the peak moves noticeably.
+                    if kib > peak.0 + 8 * 1024 || peak.1.is_none() {
+                        peak.1 = job_of_process(c.pid, names).or(peak.1.take());
+                    }
+                    peak.0 = kib;
+                }
                 w.descendants
                     .entry((c.pid, c.start))
                     .or_insert_with(|| format!("{} ({}) {}", c.pid, c.comm, cmdline(c.pid)));
@@ -179,17 +214,17 @@ fn watch_worker(
         w.peak_worker_kib = w.peak_worker_kib.max(worker_kib);
         if tree_kib > w.peak_tree_kib {
             // Note what was running at a new high (cheap: WAL readers do not block).
-            if tree_kib > w.peak_tree_kib + 8 * 1024 || w.running_at_peak.is_empty() {
-                if let Some(jobs) = catalog.as_ref().and_then(|c| c.jobs(None).ok()) {
-                    w.running_at_peak = jobs
-                        .iter()
-                        .filter(|j| j.state.is_active())
-                        .map(|j| {
-                            let name = names.get(&j.video_id).map_or("?", String::as_str);
-                            format!("{name} ({})", j.state.as_str())
-                        })
-                        .collect();
-                }
+            if (tree_kib > w.peak_tree_kib + 8 * 1024 || w.running_at_peak.is_empty())
+                && let Some(jobs) = catalog.as_ref().and_then(|c| c.jobs(None).ok())
+            {
+                w.running_at_peak = jobs
+                    .iter()
+                    .filter(|j| j.state.is_active())
+                    .map(|j| {
+                        let name = names.get(&j.id).map_or("?", String::as_str);
+                        format!("{name} ({})", j.state.as_str())
+                    })
+                    .collect();
             }
             w.peak_tree_kib = tree_kib;
         }
@@ -363,16 +398,42 @@ fn tally(inputs: &[Input], outcomes: &[Outcome]) -> String {
     out
 }
 
-/// Copies the inputs that broke a rule, with their recipes, where a
-/// developer can pick them up after a failed run.
-fn keep_offenders(offenders: &[(&Input, String)]) -> PathBuf {
+/// Where a run leaves what a developer needs after it: every input's
+/// outcome (`outcomes.tsv`), the worker's log, and, when a rule broke, the
+/// offending inputs with how each was made (`README.txt`).
+fn artifacts() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts/hostile");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_outcomes(dir: &Path, inputs: &[Input], outcomes: &[Outcome]) {
+    let mut tsv = String::from("input\tcontainer\tkind\tstate\tattempts\tlongest_s\tmessage\n");
+    for (i, o) in inputs.iter().zip(outcomes) {
+        let _ = writeln!(
+            tsv,
+            "{}\t{}\t{}\t{}\t{}\t{:.1}\t{}",
+            i.name,
+            i.container,
+            i.kind,
+            o.state,
+            o.attempts,
+            o.longest.as_secs_f64(),
+            o.message
+                .as_deref()
+                .unwrap_or("")
+                .replace(['\t', '\n'], " ")
+        );
+    }
+    std::fs::write(dir.join("outcomes.tsv"), tsv).unwrap();
+}
+
+fn keep_offenders(dir: &Path, offenders: &[(&Input, String)]) {
     let mut readme = String::from(
         "Inputs that broke a rule in tests/hostile.rs (generated by tests/common/hostile.rs).\n\
          Reproduce one: stemfeed jobs submit FILE, then stemfeed worker --drain\n\
-         (embedded mode, worker captions = false, transcode_slots = 2).\n\n",
+         (embedded mode, worker captions = false, transcode_slots = 2, max_attempts = 2).\n\n",
     );
     for (input, why) in offenders {
         let _ = std::fs::copy(&input.path, dir.join(&input.name));
@@ -383,7 +444,6 @@ fn keep_offenders(offenders: &[(&Input, String)]) -> PathBuf {
         );
     }
     std::fs::write(dir.join("README.txt"), readme).unwrap();
-    dir
 }
 
 fn log_tail(path: &Path, lines: usize) -> String {
@@ -405,6 +465,8 @@ fn hostile_inputs_never_take_the_worker_down() {
         inputs.len()
     );
 
+    // Two attempts, so a transient failure is retried once; no backoff, so
+    // `--drain` never exits while a retry is waiting to become runnable.
     let config = dir.path().join("stemfeed.toml");
     std::fs::write(
         &config,
@@ -422,7 +484,7 @@ fn hostile_inputs_never_take_the_worker_down() {
     // Submit every input as an operator would; a refusal is an outcome too.
     let mut job_of: Vec<Option<i64>> = Vec::new();
     let mut refused: HashMap<usize, String> = HashMap::new();
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut names: HashMap<i64, String> = HashMap::new();
     for (n, input) in inputs.iter().enumerate() {
         let out = stemfeed(&config)
             .args(["jobs", "submit"])
@@ -442,8 +504,8 @@ fn hostile_inputs_never_take_the_worker_down() {
             input.name
         );
         job_of.push(v["job"].as_i64());
-        if let Some(video) = v["video"].as_str() {
-            names.insert(video.to_owned(), input.name.clone());
+        if let Some(job) = v["job"].as_i64() {
+            names.insert(job, input.name.clone());
         }
     }
     let submitted = started.elapsed();
@@ -455,6 +517,7 @@ fn hostile_inputs_never_take_the_worker_down() {
     let mut worker = stemfeed(&config)
         .args(["worker", "--id", "hostile", "--drain"])
         .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -578,6 +641,9 @@ fn hostile_inputs_never_take_the_worker_down() {
         }
     }
 
+    let kept = artifacts();
+    write_outcomes(&kept, &inputs, &outcomes);
+    let _ = std::fs::copy(&log, kept.join("worker.log"));
     let report = format!(
         "{}\njobs list counts: {}",
         tally(&inputs, &outcomes),
@@ -589,7 +655,9 @@ fn hostile_inputs_never_take_the_worker_down() {
          inputs: {} generated in {:.1} s; submitted by {:.1} s; worker ran {:.1} s; total {:.1} s\n\
          worker pid {worker_pid}: exit {status}; peak RSS {:.0} MiB (worker), {:.0} MiB (worker + children, bound {PEAK_RSS_MIB} MiB); \
          {} samples; {} child processes seen\n\
-         running at the peak: {:?}",
+         running at the peak: {:?}\n\
+         largest child processes: {}\n\
+         every outcome and the worker log: {}",
         inputs.len(),
         generated.as_secs_f64(),
         submitted.as_secs_f64(),
@@ -600,6 +668,19 @@ fn hostile_inputs_never_take_the_worker_down() {
         watch.samples,
         watch.descendants.len(),
         watch.running_at_peak,
+        {
+            let mut peaks: Vec<_> = watch.child_peaks.values().collect();
+            peaks.sort_by_key(|(kib, _)| std::cmp::Reverse(*kib));
+            peaks
+                .iter()
+                .take(5)
+                .map(|(kib, job)| {
+                    format!("{:.0} MiB ({})", mib(*kib), job.as_deref().unwrap_or("?"))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        kept.display(),
     );
 
     let mut problems: Vec<String> = Vec::new();
@@ -625,13 +706,13 @@ fn hostile_inputs_never_take_the_worker_down() {
         problems.push(format!("{}: {why}", input.name));
     }
     if !problems.is_empty() {
-        let kept = keep_offenders(&offenders);
+        keep_offenders(&kept, &offenders);
         panic!(
             "{} problem(s):\n{}\n\noffending inputs copied to {}\n--- worker log (tail)\n{}",
             problems.len(),
             problems.join("\n"),
             kept.display(),
-            log_tail(&log, 40)
+            log_tail(&log, 15)
         );
     }
 }

@@ -249,9 +249,12 @@ fn a_stage_process_has_no_credentials_descriptors_or_network_and_is_limited() {
             })
             .collect();
         if let Some(&k) = kids.first() {
-            // Give it a moment to lock itself down and reach the hang.
+            // Give it a moment to lock itself down and reach the hang (the
+            // worker's start-up `stage --check` comes and goes first).
             std::thread::sleep(Duration::from_millis(1500));
-            break k;
+            if std::fs::metadata(format!("/proc/{k}")).is_ok() {
+                break k;
+            }
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),

@@ -64,200 +64,118 @@ struct Seed {
     container: &'static str,
     video: bool,
     audio: bool,
-    args: &'static [&'static str],
+    /// ffmpeg output options, split on whitespace (a libx264 encode is added
+    /// when they name no video codec).
+    args: &'static str,
+}
+
+const fn seed(
+    file: &'static str,
+    container: &'static str,
+    video: bool,
+    audio: bool,
+    args: &'static str,
+) -> Seed {
+    Seed {
+        file,
+        container,
+        video,
+        audio,
+        args,
+    }
 }
 
 const PICTURE: &str = "testsrc2=size=160x288:rate=15:duration=1";
 const TONE: &str = "sine=frequency=440:sample_rate=22050:duration=1";
-const X264: &[&str] = &[
-    "-c:v",
-    "libx264",
-    "-preset",
-    "ultrafast",
-    "-pix_fmt",
-    "yuv420p",
-];
+const X264: &str = "-c:v libx264 -preset ultrafast -pix_fmt yuv420p";
 
 const SEEDS: &[Seed] = &[
-    Seed {
-        file: "h264-aac.mp4",
-        container: "mp4",
-        video: true,
-        audio: true,
-        args: &["-c:a", "aac", "-b:a", "32k"],
-    },
-    Seed {
-        file: "h264-aac-faststart.mp4",
-        container: "mp4",
-        video: true,
-        audio: true,
-        args: &["-c:a", "aac", "-b:a", "32k", "-movflags", "+faststart"],
-    },
-    Seed {
-        file: "h264-noaudio.mp4",
-        container: "mp4",
-        video: true,
-        audio: false,
-        args: &[],
-    },
-    Seed {
-        file: "hevc-aac.mp4",
-        container: "mp4",
-        video: true,
-        audio: true,
-        args: &[
-            "-c:v",
-            "libx265",
-            "-preset",
-            "ultrafast",
-            "-x265-params",
-            "log-level=error",
-            "-pix_fmt",
-            "yuv420p",
-            "-tag:v",
-            "hvc1",
-            "-c:a",
-            "aac",
-            "-b:a",
-            "32k",
-        ],
-    },
-    Seed {
-        file: "h264-aac.mov",
-        container: "mov",
-        video: true,
-        audio: true,
-        args: &["-c:a", "aac", "-b:a", "32k"],
-    },
-    Seed {
-        file: "h264-aac.3gp",
-        container: "3gp",
-        video: true,
-        audio: true,
-        args: &["-profile:v", "baseline", "-c:a", "aac", "-b:a", "32k"],
-    },
-    Seed {
-        file: "h264-vorbis.mkv",
-        container: "matroska",
-        video: true,
-        audio: true,
-        args: &["-c:a", "libvorbis"],
-    },
-    Seed {
-        file: "mpeg4-mp3.mkv",
-        container: "matroska",
-        video: true,
-        audio: true,
-        args: &["-c:v", "mpeg4", "-c:a", "libmp3lame", "-b:a", "32k"],
-    },
-    Seed {
-        file: "vp8-vorbis.webm",
-        container: "webm",
-        video: true,
-        audio: true,
-        args: &[
-            "-c:v",
-            "libvpx",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-b:v",
-            "200k",
-            "-c:a",
-            "libvorbis",
-        ],
-    },
-    Seed {
-        file: "vp9-opus.webm",
-        container: "webm",
-        video: true,
-        audio: true,
-        args: &[
-            "-c:v",
-            "libvpx-vp9",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-b:v",
-            "200k",
-            "-c:a",
-            "libopus",
-            "-b:a",
-            "24k",
-        ],
-    },
-    Seed {
-        file: "h264-aac.ts",
-        container: "mpeg-ts",
-        video: true,
-        audio: true,
-        args: &["-c:a", "aac", "-b:a", "32k"],
-    },
-    Seed {
-        file: "mpeg2-mp2.ts",
-        container: "mpeg-ts",
-        video: true,
-        audio: true,
-        args: &["-c:v", "mpeg2video", "-c:a", "mp2"],
-    },
-    Seed {
-        file: "mpeg4-mp3.avi",
-        container: "avi",
-        video: true,
-        audio: true,
-        args: &["-c:v", "mpeg4", "-c:a", "libmp3lame", "-b:a", "32k"],
-    },
-    Seed {
-        file: "h264-mp3.flv",
-        container: "flv",
-        video: true,
-        audio: true,
-        args: &["-c:a", "libmp3lame", "-ar", "22050", "-b:a", "32k"],
-    },
-    Seed {
-        file: "theora-vorbis.ogv",
-        container: "ogg",
-        video: true,
-        audio: true,
-        args: &["-c:v", "libtheora", "-c:a", "libvorbis"],
-    },
-    Seed {
-        file: "mpeg2-mp2.mpg",
-        container: "mpeg-ps",
-        video: true,
-        audio: true,
-        args: &["-c:v", "mpeg2video", "-c:a", "mp2", "-f", "vob"],
-    },
-    Seed {
-        file: "aac.m4a",
-        container: "m4a",
-        video: false,
-        audio: true,
-        args: &["-c:a", "aac", "-b:a", "32k"],
-    },
-    Seed {
-        file: "mp3.mp3",
-        container: "mp3",
-        video: false,
-        audio: true,
-        args: &["-c:a", "libmp3lame", "-b:a", "32k"],
-    },
-    Seed {
-        file: "opus.ogg",
-        container: "ogg",
-        video: false,
-        audio: true,
-        args: &["-c:a", "libopus", "-b:a", "24k"],
-    },
-    Seed {
-        file: "pcm.wav",
-        container: "wav",
-        video: false,
-        audio: true,
-        args: &["-c:a", "pcm_s16le"],
-    },
+    seed("h264-aac.mp4", "mp4", true, true, "-c:a aac -b:a 32k"),
+    seed(
+        "h264-aac-faststart.mp4",
+        "mp4",
+        true,
+        true,
+        "-c:a aac -b:a 32k -movflags +faststart",
+    ),
+    seed("h264-noaudio.mp4", "mp4", true, false, ""),
+    seed(
+        "hevc-aac.mp4",
+        "mp4",
+        true,
+        true,
+        "-c:v libx265 -preset ultrafast -x265-params log-level=error -pix_fmt yuv420p -tag:v hvc1 -c:a aac -b:a 32k",
+    ),
+    seed("h264-aac.mov", "mov", true, true, "-c:a aac -b:a 32k"),
+    seed(
+        "h264-aac.3gp",
+        "3gp",
+        true,
+        true,
+        "-profile:v baseline -c:a aac -b:a 32k",
+    ),
+    seed("h264-vorbis.mkv", "matroska", true, true, "-c:a libvorbis"),
+    seed(
+        "mpeg4-mp3.mkv",
+        "matroska",
+        true,
+        true,
+        "-c:v mpeg4 -c:a libmp3lame -b:a 32k",
+    ),
+    seed(
+        "vp8-vorbis.webm",
+        "webm",
+        true,
+        true,
+        "-c:v libvpx -deadline realtime -cpu-used 8 -b:v 200k -c:a libvorbis",
+    ),
+    seed(
+        "vp9-opus.webm",
+        "webm",
+        true,
+        true,
+        "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 200k -c:a libopus -b:a 24k",
+    ),
+    seed("h264-aac.ts", "mpeg-ts", true, true, "-c:a aac -b:a 32k"),
+    seed(
+        "mpeg2-mp2.ts",
+        "mpeg-ts",
+        true,
+        true,
+        "-c:v mpeg2video -c:a mp2",
+    ),
+    seed(
+        "mpeg4-mp3.avi",
+        "avi",
+        true,
+        true,
+        "-c:v mpeg4 -c:a libmp3lame -b:a 32k",
+    ),
+    seed(
+        "h264-mp3.flv",
+        "flv",
+        true,
+        true,
+        "-c:a libmp3lame -ar 22050 -b:a 32k",
+    ),
+    seed(
+        "theora-vorbis.ogv",
+        "ogg",
+        true,
+        true,
+        "-c:v libtheora -c:a libvorbis",
+    ),
+    seed(
+        "mpeg2-mp2.mpg",
+        "mpeg-ps",
+        true,
+        true,
+        "-c:v mpeg2video -c:a mp2 -f vob",
+    ),
+    seed("aac.m4a", "m4a", false, true, "-c:a aac -b:a 32k"),
+    seed("mp3.mp3", "mp3", false, true, "-c:a libmp3lame -b:a 32k"),
+    seed("opus.ogg", "ogg", false, true, "-c:a libopus -b:a 24k"),
+    seed("pcm.wav", "wav", false, true, "-c:a pcm_s16le"),
 ];
 
 /// Whole-file mutants: bits flipped anywhere, headers included.
@@ -279,18 +197,17 @@ pub fn generate(dir: &Path) -> Vec<Input> {
     let mut seeds = Vec::new();
     for (i, seed) in SEEDS.iter().enumerate() {
         let mut inputs: Vec<&str> = Vec::new();
-        let mut args: Vec<&str> = Vec::new();
+        let mut args = String::new();
         if seed.video {
             inputs.push(PICTURE);
-            if !seed.args.contains(&"-c:v") {
-                args.extend_from_slice(X264);
+            if !seed.args.contains("-c:v") {
+                args = format!("{X264} ");
             }
         }
         if seed.audio {
             inputs.push(TONE);
         }
-        args.extend_from_slice(seed.args);
-        args.extend_from_slice(&["-threads", "1"]);
+        args.push_str(seed.args);
         let path = ffmpeg(&seeds_dir, seed.file, &inputs, &args);
         let bytes = std::fs::read(&path).unwrap();
         set.add(
@@ -298,7 +215,13 @@ pub fn generate(dir: &Path) -> Vec<Input> {
             seed.container,
             Kind::Seed,
             seed.video,
-            format!("ffmpeg -f lavfi -i {inputs:?} {}", args.join(" ")),
+            format!(
+                "ffmpeg{} {args} -threads 1 -fflags +bitexact",
+                inputs
+                    .iter()
+                    .map(|i| format!(" -f lavfi -i '{i}'"))
+                    .collect::<String>(),
+            ),
             &bytes,
         );
         seeds.push((i, seed, path, bytes));
@@ -390,8 +313,9 @@ fn split_name(file: &str) -> (&str, &str) {
     file.rsplit_once('.').unwrap()
 }
 
-/// Runs ffmpeg on lavfi sources (a test-time tool only).
-fn ffmpeg(dir: &Path, name: &str, inputs: &[&str], args: &[&str]) -> PathBuf {
+/// Runs ffmpeg on lavfi sources (a test-time tool only) with output
+/// options `args` (split on whitespace), one encoder thread.
+fn ffmpeg(dir: &Path, name: &str, inputs: &[&str], args: &str) -> PathBuf {
     let path = dir.join(name);
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-y"]);
@@ -399,7 +323,10 @@ fn ffmpeg(dir: &Path, name: &str, inputs: &[&str], args: &[&str]) -> PathBuf {
         cmd.args(["-f", "lavfi", "-i", input]);
     }
     let out = cmd
-        .args(args)
+        .args(args.split_whitespace())
+        // One encoder thread, and no random container ids (Matroska UIDs,
+        // Ogg serials), so every run makes the same bytes.
+        .args(["-threads", "1", "-fflags", "+bitexact"])
         .arg(&path)
         .output()
         .expect("ffmpeg is installed (scripts/setup.sh)");
@@ -482,133 +409,69 @@ fn truncations(set: &mut InputSet, seeds: &[SeedFile<'_>]) {
 fn liars(set: &mut InputSet, dir: &Path) {
     let work = dir.join("liar-work");
     std::fs::create_dir_all(&work).unwrap();
+    let mut liar = |name: &str, container: &'static str, recipe: &str, bytes: &[u8]| {
+        set.add(name, container, Kind::Liar, true, recipe.to_owned(), bytes);
+    };
+    let make = |name: &str, inputs: &[&str], args: &str| {
+        std::fs::read(ffmpeg(&work, name, inputs, args)).unwrap()
+    };
 
     // (a) Duration headers that say 5 s over a 10-minute stream: 64×64 at
     // 2 fps and silent 8 kbit/s AAC, so the bytes stay small.
-    let long_inputs = [
+    let long = [
         "color=c=blue:size=64x64:rate=2:duration=600",
         "anullsrc=r=8000:cl=mono",
     ];
-    let long_args = [
-        "-t",
-        "600",
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-pix_fmt",
-        "yuv420p",
-        "-g",
-        "600",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "8k",
-        "-threads",
-        "1",
-    ];
-    let mkv = std::fs::read(ffmpeg(&work, "long.mkv", &long_inputs, &long_args)).unwrap();
-    set.add(
+    let long_args = format!("-t 600 {X264} -g 600 -c:a aac -b:a 8k");
+    liar(
         "liar-duration-5s-of-600s.mkv",
         "matroska",
-        Kind::Liar,
-        true,
-        "600 s of 64x64 H.264 at 2 fps + silent AAC in Matroska; Segment Duration and DURATION tags patched to 5 s".into(),
-        &matroska_claim_duration(mkv, 5.0),
+        "600 s of 64x64 H.264 at 2 fps + silent AAC in Matroska; \
+         Segment Duration and DURATION tags patched to 5 s",
+        &matroska_claim_duration(make("long.mkv", &long, &long_args), 5.0),
     );
-    let mp4 = std::fs::read(ffmpeg(&work, "long.mp4", &long_inputs, &long_args)).unwrap();
-    set.add(
+    liar(
         "liar-duration-5s-of-600s.mp4",
         "mp4",
-        Kind::Liar,
-        true,
-        "600 s of 64x64 H.264 at 2 fps + silent AAC in MP4; mvhd/tkhd/mdhd/elst durations patched to 5 s".into(),
-        &mp4::claim_duration(mp4, 5),
+        "600 s of 64x64 H.264 at 2 fps + silent AAC in MP4; \
+         mvhd/tkhd/mdhd/elst durations patched to 5 s",
+        &mp4::claim_duration(make("long.mp4", &long, &long_args), 5),
     );
 
     // (b) 100,000 tiny frames: 64×64 at 1000 fps for 100 s (skip frames, ~1.4 MB).
-    let frames = ffmpeg(
-        &work,
-        "frames.mp4",
-        &["color=c=red:size=64x64:rate=1000:duration=100"],
-        &[
-            "-c:v",
-            "libx264",
-            "-threads",
-            "1",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-g",
-            "100000",
-            "-bf",
-            "0",
-        ],
-    );
-    set.add(
+    liar(
         "liar-100k-frames-1000fps.mp4",
         "mp4",
-        Kind::Liar,
-        true,
-        "100,000 frames of 64x64 H.264 at 1000 fps (100 s), no audio".into(),
-        &std::fs::read(frames).unwrap(),
+        "100,000 frames of 64x64 H.264 at 1000 fps (100 s), no audio",
+        &make(
+            "frames.mp4",
+            &["color=c=red:size=64x64:rate=1000:duration=100"],
+            &format!("{X264} -g 100000 -bf 0"),
+        ),
     );
 
     // (c) 16384×16384 claims. In the MP4 track and sample headers only:
-    let small = std::fs::read(ffmpeg(
-        &work,
-        "small.mp4",
-        &[PICTURE, TONE],
-        &[X264, &["-c:a", "aac", "-b:a", "32k", "-threads", "1"]].concat(),
-    ))
-    .unwrap();
-    set.add(
+    let av = format!("{X264} -c:a aac -b:a 32k");
+    let small = make("small.mp4", &[PICTURE, TONE], &av);
+    liar(
         "liar-16384-tkhd-stsd.mp4",
         "mp4",
-        Kind::Liar,
-        true,
-        "160x288 H.264 + AAC MP4; video tkhd and avc1 sample entry patched to 16384x16384".into(),
+        "160x288 H.264 + AAC MP4; video tkhd and avc1 sample entry patched to 16384x16384",
         &mp4::claim_size(small.clone(), 16384, 16384),
     );
     // … in the H.264 sequence parameter set itself (MPEG-TS, in-band SPS):
-    let es = ffmpeg(
-        &work,
+    let es = make(
         "tiny.h264",
         &["testsrc2=size=64x64:rate=15:duration=1"],
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-profile:v",
-            "baseline",
-            "-threads",
-            "1",
-            "-f",
-            "h264",
-        ],
+        &format!("{X264} -profile:v baseline -f h264"),
     );
-    let patched = h264::claim_size(&std::fs::read(&es).unwrap(), 16384, 16384);
     let patched_es = work.join("huge.h264");
-    std::fs::write(&patched_es, patched).unwrap();
+    std::fs::write(&patched_es, h264::claim_size(&es, 16384, 16384)).unwrap();
     let ts = work.join("huge-sps.ts");
     let out = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-y",
-            "-f",
-            "h264",
-            "-framerate",
-            "15",
-            "-i",
-        ])
+        .args("-hide_banner -loglevel error -y -f h264 -framerate 15 -i".split(' '))
         .arg(&patched_es)
-        .args(["-c", "copy", "-f", "mpegts"])
+        .args(["-c", "copy", "-fflags", "+bitexact", "-f", "mpegts"])
         .arg(&ts)
         .output()
         .unwrap();
@@ -617,83 +480,54 @@ fn liars(set: &mut InputSet, dir: &Path) {
         "muxing the patched SPS: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    set.add(
+    liar(
         "liar-16384-sps.ts",
         "mpeg-ts",
-        Kind::Liar,
-        true,
-        "64x64 baseline H.264 whose SPS is rewritten to 16384x16384 (1024x1024 macroblocks), muxed to MPEG-TS with ffmpeg -c copy".into(),
+        "64x64 baseline H.264 whose SPS is rewritten to 16384x16384 \
+         (1024x1024 macroblocks), muxed to MPEG-TS with ffmpeg -c copy",
         &std::fs::read(ts).unwrap(),
     );
     // … and in a VP9 key frame header plus the WebM track header.
-    let vp9 = std::fs::read(ffmpeg(
-        &work,
+    let vp9 = make(
         "square.webm",
         &["testsrc2=size=256x256:rate=15:duration=1"],
-        &[
-            "-c:v",
-            "libvpx-vp9",
-            "-deadline",
-            "realtime",
-            "-cpu-used",
-            "8",
-            "-b:v",
-            "100k",
-            "-threads",
-            "1",
-        ],
-    ))
-    .unwrap();
-    set.add(
+        "-c:v libvpx-vp9 -deadline realtime -cpu-used 8 -b:v 100k",
+    );
+    liar(
         "liar-16384-vp9.webm",
         "webm",
-        Kind::Liar,
-        true,
-        "256x256 VP9 WebM; key frame header frame_width/height and PixelWidth/PixelHeight patched to 16384".into(),
+        "256x256 VP9 WebM; key frame frame_width/height and PixelWidth/PixelHeight \
+         patched to 16384",
         &vp9_claim_size(vp9),
     );
 
     // Box sizes and counts that invite huge allocations.
-    set.add(
+    liar(
         "liar-moov-size-4gib.mp4",
         "mp4",
-        Kind::Liar,
-        true,
-        "160x288 H.264 + AAC MP4 whose moov box claims 0xFFFFFFF0 bytes".into(),
+        "160x288 H.264 + AAC MP4 whose moov box claims 0xFFFFFFF0 bytes",
         &mp4::claim_moov_size(small.clone(), 0xFFFF_FFF0),
     );
-    set.add(
+    liar(
         "liar-stsz-count.mp4",
         "mp4",
-        Kind::Liar,
-        true,
-        "160x288 H.264 + AAC MP4 whose video stsz claims 0x7FFFFFFF samples".into(),
+        "160x288 H.264 + AAC MP4 whose video stsz claims 0x7FFFFFFF samples",
         &mp4::claim_sample_count(small.clone(), 0x7FFF_FFFF),
     );
 
     // (d) Audio with a video track that points at garbage.
-    set.add(
+    liar(
         "liar-video-track-garbage.mp4",
         "mp4",
-        Kind::Liar,
-        true,
-        "160x288 H.264 + AAC MP4; every video chunk offset points at an appended free box of random bytes".into(),
-        &mp4::video_points_at_garbage(small.clone(), true),
+        "160x288 H.264 + AAC MP4; every video chunk offset points at an appended \
+         free box of random bytes",
+        &mp4::video_points_at_garbage(small, true),
     );
-    let mov = std::fs::read(ffmpeg(
-        &work,
-        "small.mov",
-        &[PICTURE, TONE],
-        &[X264, &["-c:a", "aac", "-b:a", "32k", "-threads", "1"]].concat(),
-    ))
-    .unwrap();
-    set.add(
+    liar(
         "liar-video-track-at-offset-0.mov",
         "mov",
-        Kind::Liar,
-        true,
-        "160x288 H.264 + AAC MOV; every video chunk offset points at byte 0 (the ftyp box)".into(),
-        &mp4::video_points_at_garbage(mov, false),
+        "160x288 H.264 + AAC MOV; every video chunk offset points at byte 0 (the ftyp box)",
+        &mp4::video_points_at_garbage(make("small.mov", &[PICTURE, TONE], &av), false),
     );
 }
 
@@ -1100,7 +934,7 @@ pub mod h264 {
         fn bytes(mut self) -> Vec<u8> {
             // rbsp_trailing_bits: a stop bit, then zeros to a byte boundary.
             self.bits.push(1);
-            while self.bits.len() % 8 != 0 {
+            while !self.bits.len().is_multiple_of(8) {
                 self.bits.push(0);
             }
             self.bits

@@ -35,6 +35,7 @@ pub fn run(args: &DoctorArgs, config: &Config) -> anyhow::Result<ExitCode> {
     checks.push(check_store(&config.data_dir));
     checks.extend(check_queue(config));
     checks.push(check_gpu(config));
+    checks.push(check_sandbox(config));
     let mut failed = 0;
     for c in &checks {
         let tag = match c.status {
@@ -306,6 +307,42 @@ fn check_disk(config: &Config) -> Check {
             area: "disk",
             status: Status::Fail,
             detail: format!("{}: {e}", probe.display()),
+            fix: None,
+        },
+    }
+}
+
+/// Whether stage processes can be locked down here (as the worker checks
+/// before it starts).
+fn check_sandbox(config: &Config) -> Check {
+    let report = std::env::current_exe()
+        .map_err(|e| e.to_string())
+        .and_then(|exe| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?
+                .block_on(stemfeed_pipeline::isolate::check_sandbox(
+                    &stemfeed_pipeline::isolate::Isolation { exe },
+                ))
+        });
+    match report {
+        Ok(r) if r.complete() => Check {
+            area: "sandbox",
+            status: Status::Ok,
+            detail: format!("stage processes: {r}"),
+            fix: None,
+        },
+        Ok(r) => Check {
+            area: "sandbox",
+            status: if config.worker.require_sandbox { Status::Fail } else { Status::Note },
+            detail: format!("stage processes: {r}"),
+            fix: Some("a kernel with Landlock ABI 6 (Linux 6.12+) and user namespaces; or worker.require_sandbox = false to accept running decoders unconfined".into()),
+        },
+        Err(e) => Check {
+            area: "sandbox",
+            status: Status::Fail,
+            detail: e,
             fix: None,
         },
     }

@@ -21,6 +21,9 @@ pub struct StageArgs {
     /// Open descriptors.
     #[arg(long, default_value_t = 1024)]
     open_files: u64,
+    /// Lock down as a stage would and print what held, as JSON.
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(args: &StageArgs) -> ExitCode {
@@ -31,6 +34,11 @@ pub fn run(args: &StageArgs) -> ExitCode {
         open_files: args.open_files,
     };
     match child::harden(&limits) {
+        Ok(hardening) if args.check => {
+            let report = child::check(&hardening);
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
         Ok(hardening) => {
             child::serve(&hardening);
             ExitCode::SUCCESS

@@ -114,6 +114,10 @@ pub struct WorkerConfig {
     pub profile: Option<PathBuf>,
     /// Run the caption stage (off for transcode-only deployments).
     pub captions: bool,
+    /// Refuse to start unless stage processes can be fully sandboxed here
+    /// (no network, Landlock file confinement, no signals to the worker).
+    /// Set false only on a machine you accept running decoders unconfined.
+    pub require_sandbox: bool,
     /// Stop claiming jobs while the work directory's file system has less
     /// free space than this (MiB); jobs are not charged an attempt for it.
     pub min_free_mib: u64,
@@ -144,6 +148,7 @@ impl Default for WorkerConfig {
             metrics_listen: None,
             profile: None,
             captions: true,
+            require_sandbox: true,
             min_free_mib: 512,
             stage_memory_mib: 6144,
             stage_file_mib: 4096,

@@ -91,12 +91,16 @@ pub(crate) fn stream(
         .expect("static audio chain links");
 
     // Stop at compressed video: it is exposed still encoded and discarded
-    // instead of being decoded for nothing.
+    // instead of being decoded for nothing. MPEG video only as an
+    // elementary stream: an MPEG program stream (.mpg, .vob) is typefound
+    // as `video/mpeg, systemstream=true`, and a bare `video/mpeg` would
+    // expose the whole container, undemuxed, as one "video" pad.
     decode.set_property(
         "caps",
         gst::Caps::from_str(
             "audio/x-raw; video/x-h264; video/x-h265; video/x-vp8; video/x-vp9; video/x-av1; \
-             video/mpeg; video/x-divx; video/x-xvid; video/x-wmv; video/x-theora; image/jpeg",
+             video/mpeg, systemstream=(boolean)false; video/x-divx; video/x-xvid; \
+             video/x-wmv; video/x-theora; image/jpeg",
         )
         .expect("static caps parse"),
     );
@@ -104,7 +108,7 @@ pub(crate) fn stream(
     // Link the first audio pad decodebin exposes. Every other pad (video,
     // subtitles, a second audio track) goes to a fakesink so that an unlinked
     // pad never stalls or fails the demuxer. Every pad is watched: no stream
-    // may run past the declared duration.
+    // may run past the declared duration, and the audio must carry data.
     let convert_weak = convert.downgrade();
     let pipeline_weak = pipeline.downgrade();
     // Recorded when linked: decodebin removes its pads on the way to Null, so
@@ -118,14 +122,12 @@ pub(crate) fn stream(
             return;
         };
         watch.watch_decoded(pad);
-        let is_audio = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().starts_with("audio/")))
-            .unwrap_or(false);
+        let is_audio = crate::pad_media_type(pad).starts_with("audio/");
         let sink_pad = convert
             .static_pad("sink")
             .expect("audioconvert has a sink pad");
         if is_audio && !sink_pad.is_linked() {
+            watch.require_data(pad, "audio");
             if pad.link(&sink_pad).is_ok() {
                 linked_flag.store(true, Ordering::SeqCst);
             }
@@ -133,16 +135,30 @@ pub(crate) fn stream(
             crate::discard_pad(&pipeline, pad);
         }
     });
+    // Once decodebin has exposed every stream without an audio one, the
+    // appsink can never receive data nor EOS: fail now instead of stalling.
+    let linked_flag = Arc::clone(&audio_linked);
+    let watch = Arc::clone(&monitor);
+    decode.connect_no_more_pads(move |decode| {
+        if !linked_flag.load(Ordering::SeqCst) {
+            watch.fail(no_audio(watch.path(), watch.stage()));
+            crate::limits::post_wake(decode);
+        }
+    });
 
     run_to_eos(&pipeline, &monitor, watchdog, |_, _| {})?;
     if !audio_linked.load(Ordering::SeqCst) {
-        return Err(MediaError::Input {
-            path: path.to_path_buf(),
-            stage,
-            reason: "no decodable audio stream".into(),
-        });
+        return Err(no_audio(path, stage));
     }
     Ok(())
+}
+
+fn no_audio(path: &Path, stage: &'static str) -> MediaError {
+    MediaError::Input {
+        path: path.to_path_buf(),
+        stage,
+        reason: "no decodable audio stream".into(),
+    }
 }
 
 /// Samples a collector filled; read them once the pipeline has finished.

@@ -4,6 +4,7 @@
 pub const REQUIRED: &[(&str, &str)] = &[
     ("filesrc", "libgstreamer1.0-0"),
     ("decodebin", "gstreamer1.0-plugins-base"),
+    ("parsebin", "gstreamer1.0-plugins-base"),
     ("audioconvert", "gstreamer1.0-plugins-base"),
     ("audioresample", "gstreamer1.0-plugins-base"),
     ("appsink", "gstreamer1.0-plugins-base"),

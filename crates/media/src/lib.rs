@@ -39,11 +39,14 @@ pub(crate) fn make(factory: &str) -> Result<gstreamer::Element, MediaError> {
 }
 
 /// Sends a decodebin pad nobody wants into a fakesink, so an unlinked pad
-/// never stalls or fails the demuxer.
+/// never stalls or fails the demuxer. The fakesink neither syncs nor holds
+/// the pipeline's preroll: a sparse stream (subtitles) with no data yet
+/// must not keep the streams that matter waiting.
 pub(crate) fn discard_pad(pipeline: &gstreamer::Pipeline, pad: &gstreamer::Pad) {
     use gstreamer::prelude::*;
     if let Ok(discard) = gstreamer::ElementFactory::make("fakesink")
         .property("sync", false)
+        .property("async", false)
         .build()
     {
         let _ = pipeline.add(&discard);
@@ -52,6 +55,22 @@ pub(crate) fn discard_pad(pipeline: &gstreamer::Pipeline, pad: &gstreamer::Pad) 
             let _ = pad.link(&sink);
         }
     }
+}
+
+/// The media type a decodebin (or parsebin) pad carries, e.g. "audio/x-raw".
+///
+/// The negotiated caps when there are any; otherwise the caps the pad can
+/// produce. A stream that ends before its first buffer (a truncated file
+/// whose index promises samples that are not there) is exposed with caps
+/// that were never negotiated, such as `audio/x-raw, format=F32LE`
+/// without a rate: it is still audio, and must be linked as audio so that
+/// its EOS reaches the sink instead of leaving that sink waiting forever.
+pub(crate) fn pad_media_type(pad: &gstreamer::Pad) -> String {
+    use gstreamer::prelude::*;
+    pad.current_caps()
+        .or_else(|| Some(pad.query_caps(None)))
+        .and_then(|caps| caps.structure(0).map(|s| s.name().to_string()))
+        .unwrap_or_default()
 }
 
 /// GStreamer's runtime version, e.g. "GStreamer 1.22.0".

@@ -209,6 +209,44 @@ impl Monitor {
         });
     }
 
+    /// Fails the run at once, as bad input, when `pad` (a decoder's output
+    /// the run needs) ends without a single buffer: a file whose index
+    /// promises a `what` stream (e.g. "audio") whose data is missing. The
+    /// stream's EOS would otherwise be the only sign, and the elements
+    /// downstream, never negotiated, could report it as something else.
+    pub(crate) fn require_data(self: &Arc<Self>, pad: &gst::Pad, what: &'static str) {
+        let monitor = Arc::clone(self);
+        let seen = AtomicBool::new(false);
+        pad.add_probe(
+            gst::PadProbeType::BUFFER
+                | gst::PadProbeType::BUFFER_LIST
+                | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |pad, info| {
+                match &info.data {
+                    Some(gst::PadProbeData::Buffer(_) | gst::PadProbeData::BufferList(_)) => {
+                        seen.store(true, Ordering::Relaxed);
+                    }
+                    Some(gst::PadProbeData::Event(event))
+                        if event.type_() == gst::EventType::Eos
+                            && !seen.load(Ordering::Relaxed) =>
+                    {
+                        monitor.fail(MediaError::Input {
+                            path: monitor.path.clone(),
+                            stage: monitor.stage,
+                            reason: format!(
+                                "the {what} stream ended before any of it was decoded \
+                                 (the file is truncated, or its {what} data is missing)"
+                            ),
+                        });
+                        wake_bus(pad);
+                    }
+                    _ => {}
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+
     /// Watches an encoder's output: progress for the stall watchdog only
     /// (encoders may work through their lookahead after decoding ends).
     pub(crate) fn watch_encoded(self: &Arc<Self>, pad: &gst::Pad) {

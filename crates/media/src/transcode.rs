@@ -272,39 +272,64 @@ pub fn transcode(
     };
 
     // decodebin's pads: first video → flip, first audio → audio trunk, rest
-    // discarded. Every one is watched against the decode limit.
+    // discarded. Every one is watched against the decode limit; the linked
+    // ones must carry data.
     let watch = Arc::clone(&monitor);
     let flip_weak = flip.downgrade();
     let audio_weak = atee.as_ref().map(|(c, _)| c.downgrade());
     let pipeline_weak = pipeline.downgrade();
     let video_linked = Arc::new(AtomicBool::new(false));
-    let linked = Arc::clone(&video_linked);
+    let audio_linked = Arc::new(AtomicBool::new(false));
+    let (linked_video, linked_audio) = (Arc::clone(&video_linked), Arc::clone(&audio_linked));
     decode.connect_pad_added(move |_, pad| {
         let Some(pipeline) = pipeline_weak.upgrade() else {
             return;
         };
         watch.watch_decoded(pad);
-        let kind = pad
-            .current_caps()
-            .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-            .unwrap_or_default();
-        let target = if kind.starts_with("video/") {
-            flip_weak.upgrade()
+        let kind = crate::pad_media_type(pad);
+        let (target, what, flag) = if kind.starts_with("video/") {
+            (flip_weak.upgrade(), "video", &linked_video)
         } else if kind.starts_with("audio/") {
-            audio_weak.as_ref().and_then(|w| w.upgrade())
+            (
+                audio_weak.as_ref().and_then(|w| w.upgrade()),
+                "audio",
+                &linked_audio,
+            )
         } else {
-            None
+            (None, "", &linked_video)
         };
         if let Some(sink_pad) = target
             .and_then(|t| t.static_pad("sink"))
             .filter(|p| !p.is_linked())
         {
-            if pad.link(&sink_pad).is_ok() && kind.starts_with("video/") {
-                linked.store(true, Ordering::SeqCst);
+            watch.require_data(pad, what);
+            if pad.link(&sink_pad).is_ok() {
+                flag.store(true, Ordering::SeqCst);
             }
             return;
         }
         crate::discard_pad(&pipeline, pad);
+    });
+    // Once decodebin has exposed every stream, a trunk left without its
+    // stream would keep its sinks (and the muxers) waiting forever: fail now.
+    let watch = Arc::clone(&monitor);
+    let (linked_video, linked_audio) = (Arc::clone(&video_linked), Arc::clone(&audio_linked));
+    decode.connect_no_more_pads(move |decode| {
+        let missing = if !linked_video.load(Ordering::SeqCst) {
+            Some("no decodable video stream")
+        } else if has_audio && !linked_audio.load(Ordering::SeqCst) {
+            Some("the audio stream the probe found could not be decoded")
+        } else {
+            None
+        };
+        if let Some(reason) = missing {
+            watch.fail(MediaError::Input {
+                path: watch.path().to_path_buf(),
+                stage: watch.stage(),
+                reason: reason.into(),
+            });
+            crate::limits::post_wake(decode);
+        }
     });
 
     let duration = info.duration_s.max(0.001);

@@ -11,7 +11,9 @@ use nix::sys::resource::{Resource, setrlimit};
 use crate::child_env::{FAULT, Fault as InjectedFault};
 use std::path::{Path, PathBuf};
 
-use crate::contract::{ChildMessage, JobSpec, StageRequest, StageSettings};
+use crate::contract::{
+    ChildMessage, FULLY_CONFINED, JobSpec, SandboxReport, StageRequest, StageSettings,
+};
 use crate::error::{Fault, Stage, StageError};
 use crate::stages;
 
@@ -73,13 +75,20 @@ pub fn harden(limits: &ChildLimits) -> Result<Hardening, String> {
     limit(Resource::RLIMIT_NOFILE, limits.open_files.max(64))?;
     limit(Resource::RLIMIT_CORE, 0)?;
     // A new network namespace has only a down loopback: nothing to reach.
-    // Root can make one directly; others through a user namespace where
-    // the kernel allows unprivileged ones.
+    // It comes with a new user namespace where the kernel allows one: then
+    // even a root worker's stage holds no capability over the machine (it
+    // cannot raise the limits above again, make device nodes or load
+    // modules); this user is mapped to itself so its files keep their owner.
     use nix::sched::{CloneFlags, unshare};
-    let network = if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
-        "none (network namespace)"
-    } else if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok() {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    let network = if unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET).is_ok() {
+        std::fs::write("/proc/self/setgroups", "deny")
+            .and_then(|()| std::fs::write("/proc/self/uid_map", format!("{uid} {uid} 1")))
+            .and_then(|()| std::fs::write("/proc/self/gid_map", format!("{gid} {gid} 1")))
+            .map_err(|e| format!("mapping the user namespace: {e}"))?;
         "none (user and network namespace)"
+    } else if unshare(CloneFlags::CLONE_NEWNET).is_ok() {
+        "none (network namespace)"
     } else {
         "host network (this kernel refuses new namespaces here)"
     };
@@ -100,6 +109,11 @@ fn send(message: &ChildMessage) {
 /// The test-only fault switch: `STEMFEED_TEST_FAULT=<stage>:<abort|hang|segv>`
 /// makes this child fail that way when it enters the stage, so the crash
 /// and timeout paths of the worker can be proven.
+#[cfg(not(debug_assertions))]
+fn inject(_stage: Stage) {}
+
+/// Compiled into debug builds (the test suite's) only.
+#[cfg(debug_assertions)]
 fn inject(stage: Stage) {
     let Some(fault) = std::env::var(FAULT)
         .ok()
@@ -194,7 +208,7 @@ fn gst_registry_dir() -> Option<PathBuf> {
 /// job's directories (and GStreamer's registry cache); it cannot signal
 /// processes outside its sandbox (the worker) or ptrace them. Best effort:
 /// on a kernel without Landlock it says so and goes on.
-fn confine(job: &JobSpec, settings: &StageSettings) -> Result<&'static str, String> {
+fn confine(job: &JobSpec, settings: &StageSettings, gpu: bool) -> Result<&'static str, String> {
     use landlock::{
         ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetStatus, Scope, path_beneath_rules,
@@ -213,28 +227,76 @@ fn confine(job: &JobSpec, settings: &StageSettings) -> Result<&'static str, Stri
     read.extend(settings.tagging.taxonomy.clone());
     let mut write: Vec<PathBuf> = vec![job.out.clone(), job.scratch.clone(), "/dev/null".into()];
     write.extend(registry);
-    // GPUs are device files.
-    if let Ok(entries) = std::fs::read_dir("/dev") {
-        write.extend(entries.flatten().map(|e| e.path()).filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("nvidia"))
-        }));
+    // GPUs are device files, for the recogniser only.
+    if gpu {
+        if let Ok(entries) = std::fs::read_dir("/dev") {
+            write.extend(entries.flatten().map(|e| e.path()).filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("nvidia"))
+            }));
+        }
+        write.push("/dev/dri".into());
     }
-    write.push("/dev/dri".into());
+    // Writing means files and directories: no links (a symbolic or hard link
+    // in the outputs would make the worker upload what it points at), no
+    // device nodes, FIFOs or sockets, nothing executed from there.
+    let write_access = AccessFs::from_all(abi)
+        & !(AccessFs::MakeSym
+            | AccessFs::MakeFifo
+            | AccessFs::MakeBlock
+            | AccessFs::MakeChar
+            | AccessFs::MakeSock
+            | AccessFs::Execute
+            | AccessFs::Refer);
     let status = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))
         .and_then(|r| r.scope(Scope::Signal | Scope::AbstractUnixSocket))
         .and_then(|r| r.create())
         .and_then(|r| r.add_rules(path_beneath_rules(&read, AccessFs::from_read(abi))))
-        .and_then(|r| r.add_rules(path_beneath_rules(&write, AccessFs::from_all(abi))))
+        .and_then(|r| r.add_rules(path_beneath_rules(&write, write_access)))
         .and_then(|r| r.restrict_self())
         .map_err(|e| format!("landlock: {e}"))?;
     Ok(match status.ruleset {
-        RulesetStatus::FullyEnforced => "confined (landlock)",
-        RulesetStatus::PartiallyEnforced => "partly confined (older landlock)",
-        _ => "not confined: this kernel has no landlock",
+        RulesetStatus::FullyEnforced => FULLY_CONFINED,
+        RulesetStatus::PartiallyEnforced => {
+            "partly confined (this kernel's landlock is older than ABI 6: signals to the worker are not blocked)"
+        }
+        _ => "not confined (this kernel has no landlock)",
     })
+}
+
+/// Locks down as a stage would, with a throwaway job, and reports.
+pub fn check(hardening: &Hardening) -> SandboxReport {
+    let dir = std::env::temp_dir().join(format!("stemfeed-check-{}", std::process::id()));
+    let job = JobSpec {
+        input: PathBuf::from("/dev/null"),
+        display_name: "check".into(),
+        out: dir.join("out"),
+        scratch: dir.join("scratch"),
+        profile: stemfeed_core::Profile::short_form(),
+        language: None,
+        title: None,
+        description: None,
+        grade: None,
+        captions: false,
+    };
+    let settings = StageSettings {
+        models_dir: dir.clone(),
+        asr: Default::default(),
+        tagging: Default::default(),
+    };
+    let filesystem = match confine(&job, &settings, false) {
+        Ok(how) => how.to_owned(),
+        Err(e) => format!("not confined ({e})"),
+    };
+    let can_signal_parent = nix::sys::signal::kill(nix::unistd::getppid(), None).is_ok();
+    let _ = std::fs::remove_dir_all(&dir);
+    SandboxReport {
+        network: hardening.network.to_owned(),
+        filesystem,
+        can_signal_parent,
+    }
 }
 
 /// Runs one request from stdin; the answer (or the failure) goes to stdout.
@@ -261,8 +323,12 @@ pub fn serve(hardening: &Hardening) {
             (job, settings)
         }
     };
-    match confine(job, settings) {
-        Ok(how) => tracing::debug!(filesystem = how, "stage process confined"),
+    let gpu = matches!(request, StageRequest::Finish { .. }) && settings.asr.gpu;
+    match confine(job, settings, gpu) {
+        Ok(how) if how == FULLY_CONFINED => {
+            tracing::debug!(filesystem = how, "stage process confined")
+        }
+        Ok(how) => tracing::warn!(filesystem = how, "stage process only partly confined"),
         Err(e) => {
             send(&ChildMessage::Failed(StageError::new(
                 &job.display_name,

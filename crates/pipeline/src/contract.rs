@@ -386,3 +386,41 @@ pub enum ChildMessage {
     Finished(Box<Manifest>),
     Failed(StageError),
 }
+
+/// What [`SandboxReport::filesystem`] says when every restriction holds.
+pub const FULLY_CONFINED: &str = "confined (landlock)";
+
+/// What this machine lets a stage process give up, as `stemfeed stage
+/// --check` reports it; the worker refuses to start without all of it
+/// unless `worker.require_sandbox = false`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxReport {
+    pub network: String,
+    pub filesystem: String,
+    /// Whether the stage process could still signal its parent (the worker).
+    pub can_signal_parent: bool,
+}
+
+impl SandboxReport {
+    pub fn complete(&self) -> bool {
+        self.network.starts_with("none")
+            && self.filesystem == FULLY_CONFINED
+            && !self.can_signal_parent
+    }
+}
+
+impl std::fmt::Display for SandboxReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "network: {}; files: {}; signals to the worker: {}",
+            self.network,
+            self.filesystem,
+            if self.can_signal_parent {
+                "possible"
+            } else {
+                "blocked"
+            }
+        )
+    }
+}

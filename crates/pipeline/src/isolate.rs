@@ -38,9 +38,14 @@ const KEPT_ENV: &[&str] = &[
     "GST_DEBUG",
     "CUDA_VISIBLE_DEVICES",
     "LD_LIBRARY_PATH",
-    // Test-only fault switch (see `child`); absent in production.
-    crate::child_env::FAULT,
 ];
+
+/// The test-only fault switch travels to the child in debug builds only.
+const TEST_ENV: &[&str] = if cfg!(debug_assertions) {
+    &[crate::child_env::FAULT]
+} else {
+    &[]
+};
 
 /// A stage's answers are small (a manifest); a longer line is refused.
 const MAX_LINE: usize = 4 << 20;
@@ -138,6 +143,61 @@ fn signal_reason(stage: Stage, signal: i32, limits: &Limits, stderr_tail: &str) 
     }
 }
 
+/// Starts `stemfeed stage --check` the way stages are started and returns
+/// what its lock-down achieved on this machine.
+pub async fn check_sandbox(
+    isolation: &Isolation,
+) -> Result<crate::contract::SandboxReport, String> {
+    let out = tokio::process::Command::new(&isolation.exe)
+        .args(["stage", "--check"])
+        .env_clear()
+        .envs(std::env::vars_os().filter(|(k, _)| KEPT_ENV.iter().any(|kept| k == kept)))
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| format!("starting {} stage --check: {e}", isolation.exe.display()))?;
+    serde_json::from_slice(&out.stdout).map_err(|e| {
+        format!(
+            "{} stage --check answered {:?} ({e}); stderr: {}",
+            isolation.exe.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Lines of `r`, each cut at `cap` bytes (the rest of a longer line is
+/// read and dropped), so a flood of log never stops the draining that
+/// keeps the child from blocking on a full pipe.
+fn capped_lines<R: tokio::io::AsyncRead + Unpin>(
+    r: R,
+    cap: usize,
+) -> impl futures_util::Stream<Item = String> {
+    use tokio::io::AsyncBufReadExt;
+    futures_util::stream::unfold(tokio::io::BufReader::new(r), move |mut r| async move {
+        let mut line = Vec::new();
+        loop {
+            let Ok(buf) = r.fill_buf().await else {
+                return None;
+            };
+            if buf.is_empty() {
+                return (!line.is_empty())
+                    .then(|| (String::from_utf8_lossy(&line).into_owned(), r));
+            }
+            let end = buf.iter().position(|&b| b == b'\n');
+            let chunk = &buf[..end.unwrap_or(buf.len())];
+            let room = cap.saturating_sub(line.len());
+            line.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            let used = end.map_or(buf.len(), |i| i + 1);
+            r.consume(used);
+            if end.is_some() {
+                return Some((String::from_utf8_lossy(&line).into_owned(), r));
+            }
+        }
+    })
+}
+
 /// Runs `request` in a child and returns its answer. `progress` sees the
 /// stage and fraction as the child reports them. When `stop` resolves (with
 /// the reason: cancelled, lease lost, shutting down) the child is killed and
@@ -162,7 +222,10 @@ pub async fn run_stage(
     cmd.arg("stage")
         .args(limits.args())
         .env_clear()
-        .envs(std::env::vars_os().filter(|(k, _)| KEPT_ENV.iter().any(|kept| k == kept)))
+        .envs(
+            std::env::vars_os()
+                .filter(|(k, _)| KEPT_ENV.iter().chain(TEST_ENV).any(|kept| k == kept)),
+        )
         // Temporary files stay in the job's scratch space, the one place
         // the child may write besides its outputs.
         .env("TMPDIR", &request.job().scratch)
@@ -190,10 +253,10 @@ pub async fn run_stage(
         child.stdout.take().expect("piped stdout"),
         LinesCodec::new_with_max_length(MAX_LINE),
     );
-    let mut stderr = FramedRead::new(
+    let mut stderr = Box::pin(capped_lines(
         child.stderr.take().expect("piped stderr"),
-        LinesCodec::new_with_max_length(MAX_LOG_LINE),
-    );
+        MAX_LOG_LINE,
+    ));
 
     let conversation = async {
         // The request is written while the child reads it; a child that
@@ -227,7 +290,7 @@ pub async fn run_stage(
                         None => stdout_open = false,
                     },
                     line = stderr.next(), if stderr_open => match line {
-                        Some(Ok(line)) => {
+                        Some(line) => {
                             tracing::info!(target: "stemfeed::stage", stage = %stage(), "{line}");
                             let mut tail = tail.lock().unwrap_or_else(|e| e.into_inner());
                             tail.push_str(&line);
@@ -238,7 +301,6 @@ pub async fn run_stage(
                                 tail.drain(..cut);
                             }
                         }
-                        Some(Err(_)) => {}
                         None => stderr_open = false,
                     },
                 }

@@ -113,18 +113,11 @@ pub fn prepare(
 
     // Fail before transcoding if captions cannot run.
     let model_file = if job.captions && accepted.has_audio {
-        let store = stemfeed_models::ModelStore::new(&settings.models_dir);
-        let name = &settings.asr.model;
-        let installed = store
-            .get(name)
-            .map_err(|e| errors.error(Stage::Captions, Fault::Transient, e.to_string()))?
-            .ok_or_else(|| errors.error(Stage::Captions, Fault::Transient, format!(
-                "model {name} is not installed; run `stemfeed models install default` (or pass --no-captions)"
-            )))?;
+        let installed = installed_model(job, settings)?;
         // Per-language models are checked now too, not after the transcode.
         captioning::language_models(settings)
             .map_err(|e| errors.error(Stage::Captions, Fault::Transient, e))?;
-        Some(installed.file)
+        Some(installed)
     } else {
         None
     };
@@ -184,7 +177,7 @@ pub fn prepare(
 
     let asr_samples = output.asr_pcm.len();
     let asr_pcm = if accepted.has_audio {
-        let path = job.scratch.join("asr.f32");
+        let path = job.scratch.join(ASR_PCM);
         let bytes: Vec<u8> = output
             .asr_pcm
             .iter()
@@ -230,6 +223,26 @@ pub fn prepare(
     })
 }
 
+/// The ASR audio file the first half leaves in the scratch directory.
+const ASR_PCM: &str = "asr.f32";
+
+/// The configured Whisper model, installed.
+fn installed_model(
+    job: &JobSpec,
+    settings: &StageSettings,
+) -> Result<std::path::PathBuf, StageError> {
+    let errors = Errors { job };
+    let store = stemfeed_models::ModelStore::new(&settings.models_dir);
+    let name = &settings.asr.model;
+    store
+        .get(name)
+        .map_err(|e| errors.error(Stage::Captions, Fault::Transient, e.to_string()))?
+        .map(|m| m.file)
+        .ok_or_else(|| errors.error(Stage::Captions, Fault::Transient, format!(
+            "model {name} is not installed; run `stemfeed models install default` (or pass --no-captions)"
+        )))
+}
+
 /// Reads the ASR audio the first half wrote.
 fn read_pcm(path: &Path) -> std::io::Result<Vec<f32>> {
     let bytes = std::fs::read(path)?;
@@ -251,10 +264,19 @@ pub fn finish(
     let started = Instant::now();
     progress(Stage::Captions, 0.0);
     let fps = p.renditions.first().map_or(30, |r| r.fps);
-    let captions = match (&p.model_file, &p.asr_pcm) {
-        (Some(file), Some(pcm)) => {
-            let pcm = read_pcm(pcm)
-                .map_err(errors.io(Stage::Captions, format!("reading {}", pcm.display())))?;
+    // The first half says whether captions run; where the model and the
+    // audio are comes from this process's own settings and job, not from
+    // the first half's answer (a taken-over first half could point them
+    // anywhere).
+    let model = match &p.model_file {
+        Some(_) => Some(installed_model(job, settings)?),
+        None => None,
+    };
+    let pcm_path = job.scratch.join(ASR_PCM);
+    let captions = match (&model, p.asr_pcm.is_some()) {
+        (Some(file), true) => {
+            let pcm = read_pcm(&pcm_path)
+                .map_err(errors.io(Stage::Captions, format!("reading {}", pcm_path.display())))?;
             Some(
                 captioning::run(
                     file,

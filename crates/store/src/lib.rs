@@ -144,8 +144,20 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result<()
         if name.to_string_lossy().starts_with('.') {
             continue;
         }
-        if entry.file_type()?.is_dir() {
+        // Only directories and regular files: a symbolic link, FIFO or
+        // device in an output tree (written by a process that decoded
+        // untrusted bytes) would upload whatever it points at, or block.
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
             collect(root, &path, out)?;
+        } else if !kind.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: not a regular file; refusing to upload it",
+                    path.display()
+                ),
+            ));
         } else if let Ok(rel) = path.strip_prefix(root) {
             out.push(rel.to_string_lossy().replace('\\', "/"));
         }

@@ -172,6 +172,11 @@ pub async fn run_pool(
         w.transcode_slots >= 1 && w.asr_slots >= 1,
         "worker: transcode_slots and asr_slots must be at least 1"
     );
+    // Other processes of this user (a stage gone rogue among them) may not
+    // ptrace this one or read its memory and environment through /proc.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        tracing::warn!("could not make the worker undumpable: {e}");
+    }
     // A broken taxonomy fails the worker now, not every job later.
     stemfeed_pipeline::tag::tagger(&config.tagging)?;
     let id = id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
@@ -186,6 +191,22 @@ pub async fn run_pool(
             }
         });
     }
+    let isolation = Isolation { exe: stage_exe };
+    let sandbox = stemfeed_pipeline::isolate::check_sandbox(&isolation)
+        .await
+        .map_err(|e| anyhow::anyhow!("checking the stage sandbox: {e}"))?;
+    if sandbox.complete() {
+        tracing::info!(%sandbox, "stage processes are sandboxed");
+    } else if w.require_sandbox {
+        anyhow::bail!(
+            "stage processes cannot be fully sandboxed on this machine ({sandbox}); \
+             untrusted uploads would be decoded with more access than they need. \
+             Use a kernel with Landlock (ABI 6, Linux 6.12+) and user or network namespaces, \
+             or set worker.require_sandbox = false to accept the risk"
+        );
+    } else {
+        tracing::warn!(%sandbox, "stage processes are NOT fully sandboxed (worker.require_sandbox = false)");
+    }
     let (work, _work_lock) = claim_work_dir(&config.data_dir.join("work"), &id)?;
     tracing::info!(worker = %id, store = %store.describe(), catalog = %catalog.describe(), "worker started");
     let shared = Arc::new(Shared {
@@ -193,7 +214,7 @@ pub async fn run_pool(
         lease: Duration::from_secs(w.lease_seconds.max(3)),
         transcode: Semaphore::new(w.transcode_slots),
         asr: Semaphore::new(w.asr_slots),
-        isolation: Isolation { exe: stage_exe },
+        isolation,
         config,
         profile,
         catalog,
@@ -617,10 +638,18 @@ async fn execute(
         .get_file(&video.source_key, &input)
         .await
         .map_err(|e| {
-            JobError::infrastructure(
-                "store",
-                format!("{}: fetching the upload: {e}", video.original_name),
-            )
+            let message = format!("{}: fetching the upload: {e}", video.original_name);
+            if e.is_not_found() {
+                // Not an outage: the original is gone, and waiting will not
+                // bring it back. Charged, so the job ends dead, not looping.
+                JobError {
+                    failure: Failure::Transient,
+                    reason: "store",
+                    message,
+                }
+            } else {
+                JobError::infrastructure("store", message)
+            }
         })?;
     shared.metrics.stage("download", t.elapsed().as_secs_f64());
 
@@ -670,7 +699,18 @@ async fn execute(
     };
     drop(permit);
     shared.metrics.stage("transcode", t.elapsed().as_secs_f64());
+    // The child's numbers are checked, not trusted: the next limit and the
+    // metrics derive from this one.
     let media_s = prepared.info.duration_s;
+    let longest = shared.profile.limits.max_duration_s * 1.1 + 2.0;
+    if !(media_s.is_finite() && media_s >= 0.0 && media_s <= longest) {
+        return Err(JobError::from(StageError::new(
+            &video.original_name,
+            Stage::Transcode,
+            Fault::Crash,
+            format!("the stage process reported an impossible duration ({media_s} s)"),
+        )));
+    }
 
     let permit = shared
         .asr
@@ -712,6 +752,37 @@ async fn execute(
     Ok(media_s)
 }
 
+/// The outputs are plain files and directories, none linked from
+/// elsewhere: a stage process that was taken over could otherwise plant a
+/// symbolic or hard link to a credentials file and have the worker publish
+/// it. (The stage processes are gone by now; their sandbox also forbids
+/// making links and special files.)
+fn verify_outputs(out: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+            let meta =
+                std::fs::symlink_metadata(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let rel = path
+                .strip_prefix(out)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if !meta.is_file() {
+                return Err(format!("{rel} is not a regular file"));
+            } else if meta.nlink() != 1 {
+                return Err(format!("{rel} is a hard link"));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Uploads the run, completes the job under the lease, then repoints the
 /// video's manifest.
 async fn publish(
@@ -722,6 +793,14 @@ async fn publish(
     run: &str,
 ) -> Result<(), JobError> {
     let video = &claim.video;
+    verify_outputs(&job.out).map_err(|e| {
+        JobError::from(StageError::new(
+            &video.original_name,
+            Stage::Tagging,
+            Fault::Crash,
+            format!("refusing the outputs: {e}"),
+        ))
+    })?;
     let t = Instant::now();
     let prefix = format!("videos/{}", video.id);
     let run_prefix = format!("{prefix}/runs/{run}");
