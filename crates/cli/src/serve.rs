@@ -12,7 +12,7 @@ use anyhow::Context;
 use clap::Args;
 use stemfeed_core::Config;
 use stemfeed_queue::Role;
-use stemfeed_server::{App, auth};
+use stemfeed_server::{App, ServerSettings, auth, tus};
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -28,6 +28,24 @@ pub struct ServeArgs {
     /// Largest upload accepted, in MiB.
     #[arg(long, default_value_t = 1024)]
     max_upload_mib: u64,
+    /// Unfinished uploads are deleted this many seconds after their last
+    /// byte (tus `Upload-Expires`).
+    #[arg(long, env = "STEMFEED_UPLOAD_EXPIRY_SECONDS", default_value_t = 86_400)]
+    upload_expiry_seconds: u64,
+    /// Unfinished uploads one submitter may have at once.
+    #[arg(long, env = "STEMFEED_MAX_OPEN_UPLOADS", default_value_t = 10)]
+    max_open_uploads: u64,
+    /// Declared MiB of one submitter's unfinished uploads, together.
+    #[arg(
+        long,
+        env = "STEMFEED_MAX_UPLOAD_MIB_IN_FLIGHT",
+        default_value_t = 8192
+    )]
+    max_upload_mib_in_flight: u64,
+    /// Refuse uploads (507) unless this many MiB stay free on the disk of
+    /// partial uploads after them.
+    #[arg(long, env = "STEMFEED_UPLOAD_MIN_FREE_MIB", default_value_t = 1024)]
+    upload_min_free_mib: u64,
 }
 
 /// Creates the first admin when there is no user yet; returns the password.
@@ -69,6 +87,10 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        config.server.check().map_err(anyhow::Error::msg)?;
+        let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        let server = ServerSettings::new(&config.server, addr);
         let catalog = stemfeed_worker::open_catalog(&config).await?;
         let store = stemfeed_worker::open_store(&config).await?;
         let app = Arc::new(App {
@@ -78,13 +100,21 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
             upload_dir: config.data_dir.join("partial-uploads"),
             max_upload_bytes: args.max_upload_mib * 1024 * 1024,
             max_attempts: config.worker.max_attempts,
+            server: server.clone(),
+            guard: auth::Guard::default(),
+            uploads: tus::Uploads::new(tus::UploadLimits {
+                expiry: std::time::Duration::from_secs(args.upload_expiry_seconds.max(1)),
+                max_open_per_submitter: args.max_open_uploads,
+                max_bytes_per_submitter: args.max_upload_mib_in_flight.saturating_mul(1024 * 1024),
+                min_free_mib: args.upload_min_free_mib,
+            }),
         });
+        tokio::spawn(tus::sweep(Arc::clone(&app)));
         let admin = first_admin(&app, &config.data_dir).await?;
-        let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
-        let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         stemfeed_worker::on_signals(tx);
-        println!("stemfeed is running at http://{addr}/  (review UI: http://{addr}/review, feed: http://{addr}/feed.json)");
+        let url = &server.public_url;
+        println!("stemfeed is running at {url}/  (listening on {addr}; review UI: {url}/review, feed: {url}/feed.json)");
         match admin {
             Some(pw) => println!("first admin login: admin / {pw}  (also in {})", config.data_dir.join("admin-password.txt").display()),
             None if config.data_dir.join("admin-password.txt").is_file() => {
@@ -101,11 +131,17 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
             Some(tokio::spawn(async move { stemfeed_worker::run_pool(options, rx).await }))
         };
         let mut shutdown = rx.clone();
-        axum::serve(listener, stemfeed_server::router(app))
-            .with_graceful_shutdown(async move {
+        let grace = std::time::Duration::from_secs(config.worker.shutdown_grace_seconds);
+        stemfeed_server::serve(
+            listener,
+            stemfeed_server::router(app),
+            &config.server,
+            async move {
                 let _ = shutdown.wait_for(|s| *s).await;
-            })
-            .await?;
+            },
+            grace,
+        )
+        .await?;
         if let Some(pool) = pool {
             pool.await??;
         }

@@ -43,7 +43,11 @@ pub struct Config {
     pub store: StoreConfig,
     pub catalog: CatalogConfig,
     pub worker: WorkerConfig,
+    pub server: ServerConfig,
 }
+
+/// Environment variable overriding `server.public_url`.
+pub const ENV_PUBLIC_URL: &str = "STEMFEED_PUBLIC_URL";
 
 /// Environment variable overriding `store.url`.
 pub const ENV_STORE_URL: &str = "STEMFEED_STORE_URL";
@@ -158,6 +162,69 @@ impl Default for WorkerConfig {
     }
 }
 
+/// `[server]`: what `stemfeed serve` shows the internet and what it accepts.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// The origin clients reach the server at, e.g. `https://feed.example.org`;
+    /// feed and media URLs are built from it, never from the request's `Host`.
+    /// Default: `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// Largest body of a form, a login or a JSON request (KiB).
+    pub form_body_kib: usize,
+    /// Largest body of a caption or tags edit (KiB).
+    pub edit_body_kib: usize,
+    /// Largest request line plus headers (KiB); more is refused with 431.
+    pub max_header_kib: usize,
+    /// Time to receive a request's headers.
+    pub header_read_timeout_seconds: u64,
+    /// Time to answer a request (every route but the tus PATCH, whose body
+    /// may take long; media bodies stream after the answer starts).
+    pub request_timeout_seconds: u64,
+    /// A tus PATCH whose body sends nothing for this long is cut off.
+    pub upload_idle_timeout_seconds: u64,
+    /// Requests handled at once; more are answered 503 at once.
+    pub max_concurrent_requests: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            form_body_kib: 64,
+            edit_body_kib: 2048,
+            max_header_kib: 16,
+            header_read_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            upload_idle_timeout_seconds: 60,
+            max_concurrent_requests: 512,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks what serde cannot: a public URL is an http(s) origin.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(url) = &self.public_url {
+            let rest = url
+                .strip_prefix("https://")
+                .or_else(|| url.strip_prefix("http://"))
+                .ok_or_else(|| {
+                    format!("server.public_url {url:?} must start with http:// or https://")
+                })?;
+            if rest.is_empty() || rest.trim_end_matches('/').contains(['/', '?', '#', ' ']) {
+                return Err(format!(
+                    "server.public_url {url:?} must be an origin, like https://feed.example.org"
+                ));
+            }
+        }
+        if self.form_body_kib == 0 || self.edit_body_kib == 0 || self.max_concurrent_requests == 0 {
+            return Err("server limits must be above 0".to_owned());
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// The object store URL, defaulting to a directory in the data dir.
     pub fn store_url(&self) -> String {
@@ -225,6 +292,8 @@ struct ConfigFile {
     catalog: CatalogConfig,
     #[serde(default)]
     worker: WorkerConfig,
+    #[serde(default)]
+    server: ServerConfig,
 }
 
 impl Config {
@@ -238,6 +307,7 @@ impl Config {
             store: StoreConfig::default(),
             catalog: CatalogConfig::default(),
             worker: WorkerConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 
@@ -268,6 +338,9 @@ impl Config {
         if let Ok(url) = std::env::var(ENV_CATALOG_URL) {
             config.catalog.url = Some(url);
         }
+        if let Ok(url) = std::env::var(ENV_PUBLIC_URL) {
+            config.server.public_url = Some(url);
+        }
         Ok(config)
     }
 
@@ -285,6 +358,7 @@ impl Config {
 
     fn from_toml(text: &str) -> Result<Self, String> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        file.server.check()?;
         let defaults = Self::defaults();
         Ok(Self {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),
@@ -294,6 +368,7 @@ impl Config {
             store: file.store,
             catalog: file.catalog,
             worker: file.worker,
+            server: file.server,
         })
     }
 }
@@ -345,6 +420,33 @@ mod tests {
         assert_eq!(c.asr.threads, 3);
         assert!(c.asr.gpu);
         assert_eq!(c.asr.models.get("ur").map(String::as_str), Some("small"));
+    }
+
+    #[test]
+    fn server_section() {
+        let c = Config::from_toml(
+            "[server]\npublic_url = \"https://feed.example.org\"\nform_body_kib = 8",
+        )
+        .unwrap();
+        assert_eq!(
+            c.server.public_url.as_deref(),
+            Some("https://feed.example.org")
+        );
+        assert_eq!(c.server.form_body_kib, 8);
+        assert!(c.server.check().is_ok());
+        let err = Config::from_toml("[server]\npublic_ulr = \"x\"").unwrap_err();
+        assert!(err.contains("public_ulr"), "{err}");
+        for bad in [
+            "feed.example.org",
+            "https://feed.example.org/path",
+            "ftp://x",
+        ] {
+            let s = ServerConfig {
+                public_url: Some(bad.to_owned()),
+                ..ServerConfig::default()
+            };
+            assert!(s.check().is_err(), "{bad}");
+        }
     }
 
     #[test]

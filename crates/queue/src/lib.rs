@@ -21,7 +21,9 @@ pub mod db;
 mod review;
 mod schema;
 
-pub use review::{CaptionVersion, Decision, Role, Session, Upload};
+pub use review::{
+    ApiToken, CaptionVersion, Decision, OpenUploads, Role, Session, Upload, UploadQuota, User,
+};
 
 use db::{Conn, Dialect, PgTarget, Pool, Row, Target};
 

@@ -46,6 +46,27 @@ pub struct Session {
     pub csrf: String,
 }
 
+/// A person's account as login sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub password_hash: String,
+    pub role: Role,
+    pub disabled: bool,
+}
+
+/// An API token as `stemfeed tokens list` shows it (the secret is only
+/// ever stored as a hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiToken {
+    pub name: String,
+    pub role: Role,
+    /// The person it belongs to, if any.
+    pub owner: Option<String>,
+    pub created_ms: i64,
+    pub expires_ms: Option<i64>,
+    pub last_used_ms: Option<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Upload {
     pub id: String,
@@ -55,6 +76,23 @@ pub struct Upload {
     /// JSON object of what the submitter said (title, description, …).
     pub metadata: String,
     pub video_id: Option<String>,
+    /// When an unfinished upload may be swept (ms since the epoch, the
+    /// database's clock).
+    pub expires_ms: i64,
+}
+
+/// Why [`Catalog::create_upload`] refused: what the submitter already has open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenUploads {
+    pub count: u64,
+    pub bytes: u64,
+}
+
+/// Per-submitter limits on unfinished uploads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UploadQuota {
+    pub max_open: u64,
+    pub max_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -107,6 +145,20 @@ fn caption_of(r: &Row) -> CaptionVersion {
     }
 }
 
+const UPLOAD_COLS: &str = "id, owner, length, received, metadata, video_id, expires_ms";
+
+fn upload_of(r: &Row) -> Upload {
+    Upload {
+        id: r.text(0),
+        owner: r.text(1),
+        length: r.i64(2).max(0) as u64,
+        received: r.i64(3).max(0) as u64,
+        metadata: r.text(4),
+        video_id: r.opt_text(5),
+        expires_ms: r.i64(6),
+    }
+}
+
 const CAPTION_COLS: &str = "video_id, track, version, author, created_ms, status, reason, cues";
 
 impl Catalog {
@@ -134,54 +186,96 @@ impl Catalog {
         })
     }
 
+    /// Sets a new password and ends every session of the user (whoever
+    /// held the old password may hold one); false if there is no such user.
     pub fn set_password(&self, name: &str, password_hash: &str) -> Result<bool, QueueError> {
-        self.pool.with(|c| {
-            Ok(c.exec(
+        self.pool.tx(|c| {
+            let n = c.exec(
                 "UPDATE users SET password_hash = $1 WHERE name = $2",
                 &[password_hash.into(), name.into()],
-            )? > 0)
+            )?;
+            c.exec("DELETE FROM sessions WHERE user_name = $1", &[name.into()])?;
+            Ok(n > 0)
         })
     }
 
-    /// (password hash, role) of a user.
-    pub fn user(&self, name: &str) -> Result<Option<(String, Role)>, QueueError> {
+    /// Disables (or enables again) a user. A disabled user cannot log in;
+    /// their sessions end now and the API tokens they own stop working.
+    /// False if there is no such user.
+    pub fn set_user_disabled(&self, name: &str, disabled: bool) -> Result<bool, QueueError> {
+        self.pool.tx(|c| {
+            let n = c.exec(
+                "UPDATE users SET disabled = $1 WHERE name = $2",
+                &[i64::from(disabled).into(), name.into()],
+            )?;
+            if disabled {
+                c.exec("DELETE FROM sessions WHERE user_name = $1", &[name.into()])?;
+            }
+            Ok(n > 0)
+        })
+    }
+
+    /// A user by name, disabled or not.
+    pub fn user(&self, name: &str) -> Result<Option<User>, QueueError> {
         self.pool.with(|c| {
             Ok(c.query(
-                "SELECT password_hash, role FROM users WHERE name = $1",
+                "SELECT password_hash, role, disabled FROM users WHERE name = $1",
                 &[name.into()],
             )?
             .first()
-            .and_then(|r| Some((r.text(0), Role::parse(&r.text(1))?))))
+            .and_then(|r| {
+                Some(User {
+                    password_hash: r.text(0),
+                    role: Role::parse(&r.text(1))?,
+                    disabled: r.i64(2) != 0,
+                })
+            }))
         })
     }
 
+    /// Starts a session that ends `absolute` from now at the latest, and
+    /// ends every other session of the user: one login, one live session.
     pub fn create_session(
         &self,
         token_hash: &str,
         user: &str,
         csrf: &str,
-        ttl: Duration,
+        absolute: Duration,
     ) -> Result<(), QueueError> {
         let now = self.now();
-        self.pool.with(|c| {
+        self.pool.tx(|c| {
             c.exec(&format!("DELETE FROM sessions WHERE expires_ms < {now}"), &[])?;
+            c.exec("DELETE FROM sessions WHERE user_name = $1", &[user.into()])?;
             c.exec(
-                &format!("INSERT INTO sessions (token_hash, user_name, csrf, expires_ms) VALUES ($1, $2, $3, {now} + $4)"),
-                &[token_hash.into(), user.into(), csrf.into(), ms(ttl).into()],
+                &format!("INSERT INTO sessions (token_hash, user_name, csrf, expires_ms, created_ms, last_seen_ms) VALUES ($1, $2, $3, {now} + $4, {now}, {now})"),
+                &[token_hash.into(), user.into(), csrf.into(), ms(absolute).into()],
             )
             .map(drop)
         })
     }
 
-    pub fn session(&self, token_hash: &str) -> Result<Option<Session>, QueueError> {
+    /// The live session behind `token_hash`: before its absolute expiry,
+    /// used within `idle`, its user not disabled. Using it renews the idle
+    /// clock; the write happens at most once a minute (or a quarter of
+    /// `idle`) per session, so a busy page does not write on every request.
+    pub fn session(&self, token_hash: &str, idle: Duration) -> Result<Option<Session>, QueueError> {
         let now = self.now();
+        let idle = ms(idle);
+        let renew = (idle / 4).min(60_000);
         self.pool.with(|c| {
-            Ok(c.query(
-                &format!("SELECT s.user_name, u.role, s.csrf FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.token_hash = $1 AND s.expires_ms > {now}"),
-                &[token_hash.into()],
+            let found = c.query(
+                &format!("SELECT s.user_name, u.role, s.csrf FROM sessions s JOIN users u ON u.name = s.user_name WHERE s.token_hash = $1 AND s.expires_ms > {now} AND s.last_seen_ms > {now} - $2 AND u.disabled = 0"),
+                &[token_hash.into(), idle.into()],
             )?
             .first()
-            .and_then(|r| Some(Session { user: r.text(0), role: Role::parse(&r.text(1))?, csrf: r.text(2) })))
+            .and_then(|r| Some(Session { user: r.text(0), role: Role::parse(&r.text(1))?, csrf: r.text(2) }));
+            if found.is_some() {
+                c.exec(
+                    &format!("UPDATE sessions SET last_seen_ms = {now} WHERE token_hash = $1 AND last_seen_ms < {now} - $2"),
+                    &[token_hash.into(), renew.into()],
+                )?;
+            }
+            Ok(found)
         })
     }
 
@@ -195,77 +289,165 @@ impl Catalog {
         })
     }
 
-    /// Adds a machine token; false if the name is taken.
+    /// Adds a machine token; false if the name is taken. A token may expire
+    /// (`ttl`) and may belong to a person (`owner`, who must exist): it
+    /// stops working while they are disabled. Either way the token is its
+    /// own principal, named apart from every user.
     pub fn create_api_token(
         &self,
         token_hash: &str,
         name: &str,
         role: Role,
+        owner: Option<&str>,
+        ttl: Option<Duration>,
     ) -> Result<bool, QueueError> {
         let now = self.now();
+        let expires = match ttl {
+            Some(ttl) => format!("{now} + {}", ms(ttl)),
+            None => "NULL".to_owned(),
+        };
         self.pool.with(|c| {
             Ok(c.exec(
-                &format!("INSERT INTO api_tokens (token_hash, name, role, created_ms) VALUES ($1, $2, $3, {now}) ON CONFLICT (name) DO NOTHING"),
-                &[token_hash.into(), name.into(), role.as_str().into()],
+                &format!("INSERT INTO api_tokens (token_hash, name, role, created_ms, owner, expires_ms) VALUES ($1, $2, $3, {now}, $4, {expires}) ON CONFLICT (name) DO NOTHING"),
+                &[token_hash.into(), name.into(), role.as_str().into(), owner.into()],
             )? > 0)
         })
     }
 
-    /// (token name, role) of an API token.
+    /// (token name, role) of a working API token: not expired, its owner
+    /// (if any) not disabled. Records the use, at most once a minute per
+    /// token, so a busy client does not write on every request.
     pub fn api_token(&self, token_hash: &str) -> Result<Option<(String, Role)>, QueueError> {
+        let now = self.now();
         self.pool.with(|c| {
-            Ok(c.query(
-                "SELECT name, role FROM api_tokens WHERE token_hash = $1",
-                &[token_hash.into()],
-            )?
-            .first()
-            .and_then(|r| Some((r.text(0), Role::parse(&r.text(1))?))))
+            let found = c
+                .query(
+                    &format!("SELECT t.name, t.role FROM api_tokens t LEFT JOIN users u ON u.name = t.owner WHERE t.token_hash = $1 AND (t.expires_ms IS NULL OR t.expires_ms > {now}) AND (t.owner IS NULL OR u.disabled = 0)"),
+                    &[token_hash.into()],
+                )?
+                .first()
+                .and_then(|r| Some((r.text(0), Role::parse(&r.text(1))?)));
+            if found.is_some() {
+                c.exec(
+                    &format!("UPDATE api_tokens SET last_used_ms = {now} WHERE token_hash = $1 AND (last_used_ms IS NULL OR last_used_ms < {now} - 60000)"),
+                    &[token_hash.into()],
+                )?;
+            }
+            Ok(found)
         })
     }
 
+    /// Every API token (never the secret), by name.
+    pub fn api_tokens(&self) -> Result<Vec<ApiToken>, QueueError> {
+        self.pool.with(|c| {
+            Ok(c.query(
+                "SELECT name, role, owner, created_ms, expires_ms, last_used_ms FROM api_tokens ORDER BY name",
+                &[],
+            )?
+            .iter()
+            .filter_map(|r| {
+                Some(ApiToken {
+                    name: r.text(0),
+                    role: Role::parse(&r.text(1))?,
+                    owner: r.opt_text(2),
+                    created_ms: r.i64(3),
+                    expires_ms: r.opt_i64(4),
+                    last_used_ms: r.opt_i64(5),
+                })
+            })
+            .collect())
+        })
+    }
+
+    /// Deletes an API token; false if there is none by that name.
+    pub fn revoke_api_token(&self, name: &str) -> Result<bool, QueueError> {
+        self.pool
+            .with(|c| Ok(c.exec("DELETE FROM api_tokens WHERE name = $1", &[name.into()])? > 0))
+    }
+
+    /// Adds an upload that expires `ttl` from now, unless its owner would
+    /// then have more unfinished uploads or declared bytes than `quota`
+    /// allows: then nothing is added and the owner's open uploads are
+    /// returned. One statement, so concurrent creates on SQLite cannot
+    /// both slip under the limit.
     pub fn create_upload(
         &self,
         id: &str,
         owner: &str,
         length: u64,
         metadata: &str,
-    ) -> Result<(), QueueError> {
+        ttl: Duration,
+        quota: UploadQuota,
+    ) -> Result<Result<Upload, OpenUploads>, QueueError> {
         let now = self.now();
+        let clamp = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         self.pool.with(|c| {
-            c.exec(
-                &format!("INSERT INTO uploads (id, owner, length, received, metadata, created_ms, video_id) VALUES ($1, $2, $3, 0, $4, {now}, NULL)"),
-                &[id.into(), owner.into(), (length as i64).into(), metadata.into()],
-            )
-            .map(drop)
+            let added = c.exec(
+                &format!(
+                    "INSERT INTO uploads (id, owner, length, received, metadata, created_ms, video_id, expires_ms) \
+                     SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), 0, CAST($4 AS TEXT), {now}, NULL, {now} + CAST($5 AS BIGINT) \
+                     WHERE (SELECT COUNT(*) FROM uploads WHERE owner = $2 AND video_id IS NULL) < CAST($6 AS BIGINT) \
+                       AND (SELECT CAST(COALESCE(SUM(length), 0) AS BIGINT) FROM uploads WHERE owner = $2 AND video_id IS NULL) + CAST($3 AS BIGINT) <= CAST($7 AS BIGINT)"
+                ),
+                &[
+                    id.into(),
+                    owner.into(),
+                    clamp(length).into(),
+                    metadata.into(),
+                    ms(ttl).into(),
+                    clamp(quota.max_open).into(),
+                    clamp(quota.max_bytes).into(),
+                ],
+            )?;
+            if added > 0 {
+                let row = c.query(
+                    &format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = $1"),
+                    &[id.into()],
+                )?;
+                if let Some(r) = row.first() {
+                    return Ok(Ok(upload_of(r)));
+                }
+            }
+            let open = c.query(
+                "SELECT COUNT(*), CAST(COALESCE(SUM(length), 0) AS BIGINT) FROM uploads WHERE owner = $1 AND video_id IS NULL",
+                &[owner.into()],
+            )?;
+            Ok(Err(open.first().map_or(OpenUploads { count: 0, bytes: 0 }, |r| OpenUploads {
+                count: r.i64(0).max(0) as u64,
+                bytes: r.i64(1).max(0) as u64,
+            })))
         })
     }
 
     pub fn upload(&self, id: &str) -> Result<Option<Upload>, QueueError> {
         self.pool.with(|c| {
             Ok(c.query(
-                "SELECT id, owner, length, received, metadata, video_id FROM uploads WHERE id = $1",
+                &format!("SELECT {UPLOAD_COLS} FROM uploads WHERE id = $1"),
                 &[id.into()],
             )?
             .first()
-            .map(|r| Upload {
-                id: r.text(0),
-                owner: r.text(1),
-                length: r.i64(2).max(0) as u64,
-                received: r.i64(3).max(0) as u64,
-                metadata: r.text(4),
-                video_id: r.opt_text(5),
-            }))
+            .map(upload_of))
         })
     }
 
-    /// Moves an upload's offset from `from` to `to`; false if another
-    /// request moved it first.
-    pub fn advance_upload(&self, id: &str, from: u64, to: u64) -> Result<bool, QueueError> {
+    /// Moves an unfinished upload's offset from `from` to `to` and its
+    /// expiry to `ttl` from now; the new expiry, or None if another request
+    /// moved the offset first (or the upload is gone).
+    pub fn advance_upload(
+        &self,
+        id: &str,
+        from: u64,
+        to: u64,
+        ttl: Duration,
+    ) -> Result<Option<i64>, QueueError> {
+        let now = self.now();
         self.pool.with(|c| {
-            Ok(c.exec(
-                "UPDATE uploads SET received = $1 WHERE id = $2 AND received = $3",
-                &[(to as i64).into(), id.into(), (from as i64).into()],
-            )? > 0)
+            Ok(c.query(
+                &format!("UPDATE uploads SET received = $1, expires_ms = {now} + $4 WHERE id = $2 AND received = $3 AND video_id IS NULL RETURNING expires_ms"),
+                &[(to as i64).into(), id.into(), (from as i64).into(), ms(ttl).into()],
+            )?
+            .first()
+            .map(|r| r.i64(0)))
         })
     }
 
@@ -276,6 +458,45 @@ impl Catalog {
                 &[video_id.into(), id.into()],
             )
             .map(drop)
+        })
+    }
+
+    /// Forgets an unfinished upload (its bytes were refused); false if
+    /// there was none.
+    pub fn delete_upload(&self, id: &str) -> Result<bool, QueueError> {
+        self.pool.with(|c| {
+            Ok(c.exec(
+                "DELETE FROM uploads WHERE id = $1 AND video_id IS NULL",
+                &[id.into()],
+            )? > 0)
+        })
+    }
+
+    /// Ids of unfinished uploads past their expiry, oldest first.
+    pub fn expired_uploads(&self, limit: u32) -> Result<Vec<String>, QueueError> {
+        let now = self.now();
+        self.pool.with(|c| {
+            Ok(c.query(
+                &format!("SELECT id FROM uploads WHERE video_id IS NULL AND expires_ms < {now} ORDER BY expires_ms LIMIT {limit}"),
+                &[],
+            )?
+            .iter()
+            .map(|r| r.text(0))
+            .collect())
+        })
+    }
+
+    /// Deletes an unfinished upload if it is still past its expiry (a
+    /// PATCH may have moved it on since it was listed); whether it did.
+    pub fn delete_expired_upload(&self, id: &str) -> Result<bool, QueueError> {
+        let now = self.now();
+        self.pool.with(|c| {
+            Ok(c.exec(
+                &format!(
+                    "DELETE FROM uploads WHERE id = $1 AND video_id IS NULL AND expires_ms < {now}"
+                ),
+                &[id.into()],
+            )? > 0)
         })
     }
 

@@ -5,22 +5,13 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use stemfeed_queue::{JobState, Role};
 use stemfeed_tagging::Tags;
 
 use crate::{ApiError, App, rfc3339, view};
-
-/// `http://host` as the client addressed us.
-fn origin(headers: &HeaderMap) -> String {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}")
-}
 
 /// JSON Feed 1.1 (<https://jsonfeed.org/version/1.1>), with stemfeed's
 /// own fields under the `_stemfeed` extension key.
@@ -194,11 +185,12 @@ async fn approved(app: &App) -> Result<Vec<view::VideoView>, ApiError> {
     Ok(views)
 }
 
+/// Feed URLs come from `[server] public_url`, never from the request's
+/// `Host`: a forged one must not end up in what players and crawlers fetch.
 pub async fn json_feed(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
 ) -> Result<([(&'static str, &'static str); 1], String), ApiError> {
-    let origin = origin(&headers);
+    let origin = app.server.public_url.clone();
     let views = approved(&app).await?;
     let feed = Feed {
         version: "https://jsonfeed.org/version/1.1",
@@ -220,11 +212,8 @@ struct Videos<'a> {
     videos: Vec<Item<'a>>,
 }
 
-pub async fn api_feed(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let origin = origin(&headers);
+pub async fn api_feed(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+    let origin = app.server.public_url.clone();
     let views = approved(&app).await?;
     let videos = Videos {
         videos: views.iter().map(|v| item(v, &origin)).collect(),
@@ -261,8 +250,7 @@ pub async fn status(
     let (video, jobs) = app
         .db(move |c| Ok((c.video(&vid)?, c.jobs(Some(&vid))?)))
         .await?;
-    let video =
-        video.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, format!("no video {id}")))?;
+    let video = video.ok_or_else(ApiError::not_found)?;
     let job = jobs.last();
     Ok(Json(UploadStatus {
         video: video.id,

@@ -7,9 +7,11 @@ pub mod auth;
 
 mod feed;
 mod media;
-mod tus;
+pub mod tus;
 mod ui;
 mod view;
+
+mod perimeter;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use stemfeed_store::ObjectStore;
 use stemfeed_tagging::Tagger;
 
 pub use auth::Caller;
+pub use perimeter::{ServerSettings, serve};
 
 /// Shared state of the server.
 #[derive(Debug)]
@@ -36,9 +39,17 @@ pub struct App {
     pub max_upload_bytes: u64,
     /// Attempts a submitted job gets.
     pub max_attempts: u32,
+    /// The public URL and the perimeter's limits (`[server]`).
+    pub server: ServerSettings,
+    /// Login rate limits, bounded Argon2 and session lifetimes.
+    pub guard: auth::Guard,
+    /// Upload limits and the uploads being written now (one writer each).
+    pub uploads: tus::Uploads,
 }
 
-/// An error response: status and a message for the caller.
+/// An error response: status and a message for the caller. A 500's message
+/// is for the log only: the caller gets a generic body with a request id
+/// (see [`perimeter`]), never SQL, paths or object keys.
 #[derive(Debug)]
 pub struct ApiError(pub StatusCode, pub String);
 
@@ -47,16 +58,27 @@ impl ApiError {
         Self(status, message.into())
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
-        tracing::error!("internal error: {e}");
         Self(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("internal error: {e}"),
         )
     }
+    /// The 404 of anything a caller may not know exists.
+    pub fn not_found() -> Self {
+        Self(StatusCode::NOT_FOUND, "not found".to_owned())
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.0 == StatusCode::INTERNAL_SERVER_ERROR {
+            // The perimeter logs the detail under the request id and
+            // answers the generic body.
+            let mut resp = StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            resp.extensions_mut()
+                .insert(perimeter::InternalDetail(self.1));
+            return resp;
+        }
         let body = serde_json::json!({ "error": self.1 });
         (
             self.0,
@@ -76,7 +98,9 @@ impl From<stemfeed_queue::QueueError> for ApiError {
 impl From<stemfeed_store::StoreError> for ApiError {
     fn from(e: stemfeed_store::StoreError) -> Self {
         if e.is_not_found() {
-            ApiError::new(StatusCode::NOT_FOUND, e.to_string())
+            // The message names the object key: internal, not for callers.
+            tracing::debug!("not found: {e}");
+            ApiError::not_found()
         } else {
             ApiError::internal(e)
         }
@@ -104,18 +128,22 @@ impl App {
                 .db(move |c| c.api_token(&h))
                 .await?
                 .map(|(name, role)| Caller {
-                    name,
+                    name: format!("{}{name}", auth::TOKEN_PREFIX),
                     role,
                     csrf: None,
                 }));
         }
         if let Some(cookie) = auth::session_cookie(headers) {
             let h = auth::token_hash(&cookie);
-            return Ok(self.db(move |c| c.session(&h)).await?.map(|s| Caller {
-                name: s.user,
-                role: s.role,
-                csrf: Some(s.csrf),
-            }));
+            let idle = self.guard.session_idle;
+            return Ok(self
+                .db(move |c| c.session(&h, idle))
+                .await?
+                .map(|s| Caller {
+                    name: s.user,
+                    role: s.role,
+                    csrf: Some(s.csrf),
+                }));
         }
         Ok(None)
     }
@@ -141,16 +169,28 @@ impl App {
     }
 }
 
+/// Every route, each group behind its own body limit, the whole behind the
+/// perimeter's layers ([`perimeter::layers`]).
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/feed.json", get(feed::json_feed))
-        .route("/api/feed", get(feed::api_feed))
-        .route("/api/uploads", post(tus::create).options(tus::options))
+    let limits = perimeter::Limits::new(&app.server.limits);
+    // The tus PATCH alone streams large bodies; tus.rs enforces the
+    // declared Upload-Length and the largest upload itself.
+    let uploads = Router::new()
         .route(
             "/api/uploads/{id}",
             axum::routing::head(tus::head).patch(tus::patch),
         )
+        .layer(limits.streaming());
+    // Caption and tag edits post every cue of a track at once.
+    let edits = Router::new()
+        .route("/review/{video}/captions/{track}", post(ui::save_captions))
+        .route("/review/{video}/tags", post(ui::save_tags))
+        .layer(limits.bounded(limits.edit_body));
+    let rest = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/feed.json", get(feed::json_feed))
+        .route("/api/feed", get(feed::api_feed))
+        .route("/api/uploads", post(tus::create).options(tus::options))
         .route("/api/videos/{id}", get(feed::status))
         .route(
             "/",
@@ -160,12 +200,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/logout", post(ui::logout))
         .route("/review", get(ui::queue))
         .route("/review/{video}", get(ui::video_page))
-        .route("/review/{video}/captions/{track}", post(ui::save_captions))
         .route(
             "/review/{video}/captions/{track}/decision",
             post(ui::track_decision),
         )
-        .route("/review/{video}/tags", post(ui::save_tags))
         .route("/review/{video}/decision", post(ui::video_decision))
         .route("/media/{video}/{*path}", get(media::media))
         .route("/captions/{video}/{file}", get(media::captions))
@@ -187,8 +225,14 @@ pub fn router(app: Arc<App>) -> Router {
                 )
             }),
         )
-        .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(app)
+        .fallback(|| async { ApiError::not_found() })
+        .layer(limits.bounded(limits.form_body));
+    let router = Router::new()
+        .merge(uploads)
+        .merge(edits)
+        .merge(rest)
+        .with_state(app);
+    perimeter::layers(router, &limits)
 }
 
 /// `ms` since the epoch as RFC 3339 (UTC).

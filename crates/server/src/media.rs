@@ -16,11 +16,27 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{ApiError, App, view};
 
+/// Approved videos are public; anything else is for curators, and to
+/// anyone else it does not exist: the same 404 as a missing video, so an
+/// anonymous caller cannot learn which unapproved ids exist.
 async fn allowed(app: &App, headers: &HeaderMap, state: JobState) -> Result<(), ApiError> {
     if state == JobState::Approved {
         return Ok(());
     }
-    app.require(headers, Role::Curator).await.map(drop)
+    match app.caller(headers).await? {
+        Some(c) if c.role.allows(Role::Curator) => Ok(()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// The state of a video's latest job, or 404 for an unknown or malformed id.
+async fn latest_state(app: &App, video: &str) -> Result<JobState, ApiError> {
+    view::check_video_id(video).map_err(|_| ApiError::not_found())?;
+    let vid = video.to_owned();
+    app.db(move |c| c.latest_job(&vid))
+        .await?
+        .map(|j| j.state)
+        .ok_or_else(ApiError::not_found)
 }
 
 fn content_type(path: &str) -> &'static str {
@@ -63,20 +79,21 @@ pub async fn media(
     Path((video, path)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    view::check_video_id(&video)?;
+    view::check_video_id(&video).map_err(|_| ApiError::not_found())?;
     let vid = video.clone();
     let (v, job) = app
         .db(move |c| Ok(c.video(&vid)?.zip(c.latest_job(&vid)?)))
         .await?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such video"))?;
+        .ok_or_else(ApiError::not_found)?;
     allowed(&app, &headers, job.state).await?;
-    let prefix = v
-        .output_prefix
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no outputs yet"))?;
+    // 404s here say nothing more: object keys and run ids are internal.
+    let prefix = v.output_prefix.ok_or_else(ApiError::not_found)?;
     let (_, base) = view::read_manifest(&app, &prefix).await?;
     let key = format!("{base}{path}");
-    stemfeed_store::check_key(&key)
-        .map_err(|e| ApiError::new(StatusCode::NOT_FOUND, e.to_string()))?;
+    stemfeed_store::check_key(&key).map_err(|e| {
+        tracing::debug!(video = %video, "media path refused: {e}");
+        ApiError::not_found()
+    })?;
     if let Some(url) = app
         .store
         .presign_get(&key, std::time::Duration::from_secs(3600))
@@ -91,7 +108,7 @@ pub async fn media(
     };
     let mut file = tokio::fs::File::open(&file_path)
         .await
-        .map_err(|_| ApiError::new(StatusCode::NOT_FOUND, format!("no file {path}")))?;
+        .map_err(|_| ApiError::not_found())?;
     let len = file.metadata().await.map_err(ApiError::internal)?.len();
     let range = headers.get("range").and_then(|v| v.to_str().ok());
     let (status, start, end) = match range {
@@ -129,8 +146,16 @@ pub async fn captions(
     Path((video, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let v = view::load(&app, &video).await?;
-    allowed(&app, &headers, v.job.state).await?;
+    // Who may see it is decided before anything about the video is read.
+    let state = latest_state(&app, &video).await?;
+    allowed(&app, &headers, state).await?;
+    let v = view::load(&app, &video).await.map_err(|e| {
+        if e.0 == StatusCode::NOT_FOUND {
+            ApiError::not_found()
+        } else {
+            e
+        }
+    })?;
     let (track, ext) = file
         .rsplit_once('.')
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "name a .vtt, .srt or .json file"))?;

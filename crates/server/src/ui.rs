@@ -8,11 +8,12 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Form;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use stemfeed_captions::{Cue, bidi};
 use stemfeed_queue::{JobState, Role};
@@ -113,6 +114,7 @@ pub async fn login_page() -> Html<String> {
 
 pub async fn login(
     State(app): State<Arc<App>>,
+    extensions: Extensions,
     headers: HeaderMap,
     Form(form): FormData,
 ) -> Response {
@@ -127,31 +129,68 @@ pub async fn login(
     }
     let name = form.get("name").cloned().unwrap_or_default();
     let password = form.get("password").cloned().unwrap_or_default();
+    let ip = client_ip(&extensions);
+    let from = ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+    // Locked out: refused before any work, whatever the password.
+    if let Some(wait) = app.guard.locked_out(&name, ip) {
+        tracing::warn!(user = ?name, ip = %from, "login refused: too many failures");
+        let secs = wait.as_secs().max(1);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", secs.to_string())],
+            page(
+                "Log in",
+                None,
+                &format!(
+                    "<h1>Log in</h1><p class=\"error\">Too many failed logins. Try again in {} minutes.</p>",
+                    secs.div_ceil(60)
+                ),
+            ),
+        )
+            .into_response();
+    }
     let n = name.clone();
     let user = match app.db(move |c| c.user(&n)).await {
         Ok(u) => u,
         Err(e) => return e.into_response(),
     };
-    let ok = match user {
-        Some((hash, _)) => {
-            tokio::task::spawn_blocking(move || auth::verify_password(&password, &hash))
-                .await
-                .unwrap_or(false)
+    // An unknown name is checked against a dummy hash: the same work, so
+    // the time taken does not tell which names exist. So is a disabled one.
+    let usable = user.as_ref().is_some_and(|u| !u.disabled);
+    let role = user.as_ref().map(|u| u.role);
+    let ok = match app
+        .guard
+        .verify(password, user.map(|u| u.password_hash))
+        .await
+    {
+        Ok(ok) => ok && usable,
+        Err(auth::Busy::Saturated) => {
+            tracing::warn!(user = ?name, ip = %from, "login refused: every password hasher busy");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                [("retry-after", "5")],
+                page("Log in", None, "<h1>Log in</h1><p class=\"error\">The server is busy. Try again in a moment.</p>"),
+            )
+                .into_response();
         }
-        None => false,
     };
     if !ok {
+        app.guard.failed(&name, ip);
+        tracing::warn!(user = ?name, ip = %from, "login failed");
         return (StatusCode::UNAUTHORIZED, page("Log in", None, "<h1>Log in</h1><p class=\"error\">Wrong name or password.</p><p><a href=\"/login\">Try again</a></p>")).into_response();
     }
+    app.guard.succeeded(&name);
     let token = auth::random_token();
     let (h, csrf, n) = (auth::token_hash(&token), auth::random_token(), name.clone());
+    let absolute = app.guard.session_absolute;
+    // A new login ends the user's other sessions.
     if let Err(e) = app
-        .db(move |c| c.create_session(&h, &n, &csrf, std::time::Duration::from_secs(12 * 3600)))
+        .db(move |c| c.create_session(&h, &n, &csrf, absolute))
         .await
     {
         return e.into_response();
     }
-    tracing::info!(user = %name, "logged in");
+    tracing::info!(user = %name, ip = %from, role = role.map_or("", |r| r.as_str()), "logged in");
     (
         StatusCode::SEE_OTHER,
         [
@@ -159,8 +198,9 @@ pub async fn login(
             (
                 "set-cookie",
                 format!(
-                    "{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age=43200",
-                    auth::SESSION_COOKIE
+                    "{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
+                    auth::SESSION_COOKIE,
+                    absolute.as_secs()
                 ),
             ),
         ],
@@ -168,21 +208,22 @@ pub async fn login(
         .into_response()
 }
 
-pub async fn logout(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    Form(form): FormData,
-) -> Response {
-    let Some(cookie) = auth::session_cookie(&headers) else {
-        return Redirect::to("/login").into_response();
-    };
-    if let Ok(Some(c)) = app.caller(&headers).await
-        && c.csrf.as_deref().is_some_and(|t| {
-            auth::same(t, form.get("csrf").map(String::as_str).unwrap_or_default())
-        })
-    {
+/// The peer's address, when the server was started with connection info.
+fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Ends the session named by the cookie, whatever the form says: logging
+/// out must never leave a live session behind, and ending one's own
+/// session is nothing a forged request could abuse.
+pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Some(cookie) = auth::session_cookie(&headers) {
         let h = auth::token_hash(&cookie);
-        let _ = app.db(move |c| c.delete_session(&h)).await;
+        if let Err(e) = app.db(move |c| c.delete_session(&h)).await {
+            return e.into_response();
+        }
     }
     (
         StatusCode::SEE_OTHER,
