@@ -257,3 +257,45 @@ fn an_internal_error_answers_only_a_request_id() {
         "request id {id} not in the log:\n{log}"
     );
 }
+
+#[test]
+fn behind_https_the_session_cookie_is_secure_and_host_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("stemfeed.toml");
+    std::fs::write(
+        &config,
+        "[server]\npublic_url = \"https://feed.example.org\"\n",
+    )
+    .unwrap();
+    let server = Server::start(&["--no-worker", "--config", config.to_str().unwrap()]);
+    let port = port(&server);
+    let pw = "a-long-curator-password";
+    server.user("cur", "curator", pw);
+    let body = format!("name=cur&password={pw}");
+    let login = |origin: Option<&str>| {
+        let origin = origin.map_or(String::new(), |o| format!("origin: {o}\r\n"));
+        raw(
+            port,
+            &format!(
+                "POST /login HTTP/1.1\r\nhost: feed.example.org\r\n{origin}content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            ),
+            0,
+        )
+    };
+    // No Origin, an opaque one, another site: refused before any password check.
+    for origin in [None, Some("null"), Some("https://evil.example")] {
+        assert_eq!(login(origin).status, 403, "login from {origin:?}");
+    }
+    let ok = login(Some("https://feed.example.org"));
+    assert_eq!(ok.status, 303, "{ok:?}");
+    let cookie = ok.header("set-cookie").expect("a session cookie");
+    assert!(cookie.starts_with("__host-stemfeed_session="), "{cookie}");
+    for attribute in ["secure", "httponly", "samesite=strict", "path=/"] {
+        assert!(
+            cookie.split(';').any(|a| a.trim() == attribute),
+            "{attribute} missing: {cookie}"
+        );
+    }
+    assert!(!cookie.contains("domain="), "{cookie}");
+}

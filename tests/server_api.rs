@@ -177,8 +177,25 @@ fn every_route_checks_its_role() {
     // A session form without its CSRF token is refused.
     let pw = "a-long-curator-password";
     server.user("cur", "curator", pw);
+    // Login without an Origin (not a browser form on this site) is refused.
+    let bare = agent()
+        .post(&format!("{}/login", server.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send(format!("name=cur&password={pw}").as_bytes())
+        .unwrap();
+    assert_eq!(bare.status().as_u16(), 403, "login without an Origin");
+    for origin in ["null", "https://evil.example"] {
+        let forged = agent()
+            .post(&format!("{}/login", server.url))
+            .header("origin", origin)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(format!("name=cur&password={pw}").as_bytes())
+            .unwrap();
+        assert_eq!(forged.status().as_u16(), 403, "login from Origin {origin}");
+    }
     let login = agent()
         .post(&format!("{}/login", server.url))
+        .header("origin", &server.url)
         .header("content-type", "application/x-www-form-urlencoded")
         .send(format!("name=cur&password={pw}").as_bytes())
         .unwrap();
@@ -203,6 +220,7 @@ fn every_route_checks_its_role() {
     assert_eq!(resp.status().as_u16(), 403, "CSRF-less form accepted");
     let wrong = agent()
         .post(&format!("{}/login", server.url))
+        .header("origin", &server.url)
         .header("content-type", "application/x-www-form-urlencoded")
         .send(&b"name=cur&password=wrong-password"[..])
         .unwrap();

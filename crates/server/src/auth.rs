@@ -320,14 +320,48 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
     value.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
 }
 
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// The session cookie's name: behind https it carries the `__Host-`
+/// prefix, which browsers only accept when set `Secure`, for the exact
+/// host and path `/` (no subdomain can plant or read it).
+pub fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
+}
+
+/// The session cookie over https.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-stemfeed_session";
+
+/// The `Set-Cookie` value that starts a session.
+pub fn set_session_cookie(secure: bool, token: &str, max_age: std::time::Duration) -> String {
+    format!(
+        "{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{}",
+        session_cookie_name(secure),
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+/// The `Set-Cookie` value that ends a session.
+pub fn clear_session_cookie(secure: bool) -> String {
+    format!(
+        "{}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0{}",
+        session_cookie_name(secure),
+        if secure { "; Secure" } else { "" }
+    )
+}
+
+pub fn session_cookie(headers: &HeaderMap, secure: bool) -> Option<String> {
+    let name = session_cookie_name(secure);
     headers
         .get_all("cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == SESSION_COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_owned())
 }
 

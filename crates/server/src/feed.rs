@@ -106,9 +106,12 @@ fn item<'a>(v: &'a view::VideoView, origin: &str) -> Item<'a> {
         })
         .collect();
     let hls = media(&m.hls.master);
+    // Only approved tracks are public; an edit after approval waits for
+    // re-approval (see `media::version_public`).
     let captions = v
         .tracks
         .iter()
+        .filter(|t| crate::media::track_public(&v.job, &v.history, &t.track, t.version))
         .map(|t| Captions {
             language: &t.language,
             kind: &t.kind,

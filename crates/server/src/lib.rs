@@ -108,6 +108,11 @@ impl From<stemfeed_store::StoreError> for ApiError {
 }
 
 impl App {
+    /// Cookies are `Secure` (and `__Host-` prefixed) when the public URL is https.
+    pub fn secure_cookies(&self) -> bool {
+        self.server.public_url.starts_with("https://")
+    }
+
     /// Runs a catalog call on a blocking thread (the PostgreSQL client blocks).
     pub async fn db<T: Send + 'static>(
         &self,
@@ -133,7 +138,7 @@ impl App {
                     csrf: None,
                 }));
         }
-        if let Some(cookie) = auth::session_cookie(headers) {
+        if let Some(cookie) = auth::session_cookie(headers, self.secure_cookies()) {
             let h = auth::token_hash(&cookie);
             let idle = self.guard.session_idle;
             return Ok(self

@@ -11,31 +11,119 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Serialize;
 use stemfeed_captions::{Cue, Track};
-use stemfeed_queue::{JobState, Role};
+use stemfeed_pipeline::Manifest;
+use stemfeed_queue::{CaptionVersion, Job, JobState, Role};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::{ApiError, App, view};
 
-/// Approved videos are public; anything else is for curators, and to
-/// anyone else it does not exist: the same 404 as a missing video, so an
-/// anonymous caller cannot learn which unapproved ids exist.
-async fn allowed(app: &App, headers: &HeaderMap, state: JobState) -> Result<(), ApiError> {
-    if state == JobState::Approved {
-        return Ok(());
-    }
-    match app.caller(headers).await? {
-        Some(c) if c.role.allows(Role::Curator) => Ok(()),
-        _ => Err(ApiError::not_found()),
-    }
+/// Whether the caller is a curator (full access to everything).
+async fn is_curator(app: &App, headers: &HeaderMap) -> Result<bool, ApiError> {
+    Ok(matches!(app.caller(headers).await?, Some(c) if c.role.allows(Role::Curator)))
 }
 
-/// The state of a video's latest job, or 404 for an unknown or malformed id.
-async fn latest_state(app: &App, video: &str) -> Result<JobState, ApiError> {
+/// How long a presigned URL for public media lives.
+const PRESIGN_TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Whether one caption version (the newest of its track) is public: the
+/// video is approved, and a curator approved this version, either on the
+/// track itself or by approving the video after it was made. A rejected
+/// track, and an edit made after the approval, are not public until a
+/// curator approves them.
+pub fn version_public(job: &Job, v: &CaptionVersion) -> bool {
+    job.state == JobState::Approved
+        && (v.status == "approved" || (v.status != "rejected" && v.created_ms <= job.updated_ms))
+}
+
+/// Whether the newest version of `track` in `history` is public.
+pub fn track_public(job: &Job, history: &[CaptionVersion], track: &str, version: i64) -> bool {
+    history
+        .iter()
+        .find(|h| h.track == track && h.version == version)
+        .is_some_and(|h| version_public(job, h))
+}
+
+/// The names of a video's public caption tracks (see [`version_public`]).
+/// A track with no versions yet is not public.
+pub async fn public_tracks(app: &App, job: &Job) -> Result<Vec<String>, ApiError> {
+    let vid = job.video_id.clone();
+    let history = app.db(move |c| c.caption_versions(&vid)).await?;
+    Ok(CaptionVersion::latest_of(&history)
+        .into_iter()
+        .filter(|v| version_public(job, v))
+        .map(|v| v.track)
+        .collect())
+}
+
+/// What an approved video publishes, by path relative to its run: the
+/// renditions, HLS playlists and segments, the poster and thumbnails.
+/// Caption files of the run (the recogniser's raw output) are not in it.
+fn published(m: &Manifest, path: &str) -> bool {
+    let exact = m
+        .renditions
+        .iter()
+        .flat_map(|r| [r.path.as_str(), r.hls_playlist.as_str()])
+        .chain([m.hls.master.as_str()])
+        .chain(m.poster.iter().map(|p| p.path.as_str()))
+        .chain(m.thumbnails.iter().map(|t| t.path.as_str()));
+    if exact.into_iter().any(|p| p == path) {
+        return true;
+    }
+    // A segment next to a rendition's playlist.
+    let Some((dir, name)) = path.rsplit_once('/') else {
+        return false;
+    };
+    let segment = (name.ends_with(".ts") || name.ends_with(".m4s"))
+        && !name.starts_with('.')
+        && !name.contains("..");
+    segment
+        && m.renditions
+            .iter()
+            .any(|r| r.hls_playlist.rsplit_once('/').map(|(d, _)| d) == Some(dir))
+}
+
+/// The master playlist as the public sees it: only the subtitle groups of
+/// approved tracks (each pointing at [`subtitle_playlist`]).
+fn public_master(text: &str, public: &[String]) -> String {
+    let mut out = String::new();
+    let mut kept = 0;
+    for line in text.lines() {
+        if line.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES") {
+            let keep = line
+                .split("URI=\"")
+                .nth(1)
+                .and_then(|u| u.split('"').next())
+                .and_then(|u| u.strip_prefix("subs/"))
+                .and_then(|u| u.strip_suffix(".m3u8"))
+                .is_some_and(|t| public.iter().any(|p| p == t));
+            if !keep {
+                continue;
+            }
+            kept += 1;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    if kept == 0 {
+        out = out.replace(",SUBTITLES=\"subs\"", "");
+    }
+    out
+}
+
+/// A subtitle playlist whose one segment is the approved version of `track`.
+fn subtitle_playlist(video: &str, track: &str, duration_s: f64) -> String {
+    format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:{duration_s:.3},\n/captions/{video}/{track}.vtt\n#EXT-X-ENDLIST\n",
+        duration_s.ceil().max(1.0) as u64
+    )
+}
+
+/// A video's latest job, or 404 for an unknown or malformed id.
+async fn latest_job(app: &App, video: &str) -> Result<Job, ApiError> {
     view::check_video_id(video).map_err(|_| ApiError::not_found())?;
     let vid = video.to_owned();
     app.db(move |c| c.latest_job(&vid))
         .await?
-        .map(|j| j.state)
         .ok_or_else(ApiError::not_found)
 }
 
@@ -85,21 +173,59 @@ pub async fn media(
         .db(move |c| Ok(c.video(&vid)?.zip(c.latest_job(&vid)?)))
         .await?
         .ok_or_else(ApiError::not_found)?;
-    allowed(&app, &headers, job.state).await?;
+    // The public sees only what an approved video publishes; curators
+    // see everything. Anything else is the same 404 as a missing video.
+    let curator = is_curator(&app, &headers).await?;
+    if !curator && job.state != JobState::Approved {
+        return Err(ApiError::not_found());
+    }
     // 404s here say nothing more: object keys and run ids are internal.
     let prefix = v.output_prefix.ok_or_else(ApiError::not_found)?;
-    let (_, base) = view::read_manifest(&app, &prefix).await?;
+    let (manifest, base) = view::read_manifest(&app, &prefix).await?;
     let key = format!("{base}{path}");
     stemfeed_store::check_key(&key).map_err(|e| {
         tracing::debug!(video = %video, "media path refused: {e}");
         ApiError::not_found()
     })?;
-    if let Some(url) = app
-        .store
-        .presign_get(&key, std::time::Duration::from_secs(3600))
-        .await?
-    {
-        return Ok(Redirect::temporary(&url).into_response());
+    if !curator {
+        let playlist = |body: String| {
+            (
+                [
+                    ("content-type", content_type(&path)),
+                    ("cache-control", "no-cache"),
+                ],
+                body,
+            )
+                .into_response()
+        };
+        // Subtitle playlists point at the approved version, never the
+        // recogniser's file; only approved tracks have one.
+        if let Some(track) = path
+            .strip_prefix("hls/subs/")
+            .and_then(|t| t.strip_suffix(".m3u8"))
+        {
+            if !public_tracks(&app, &job).await?.iter().any(|t| t == track) {
+                return Err(ApiError::not_found());
+            }
+            return Ok(playlist(subtitle_playlist(
+                &video,
+                track,
+                manifest.duration_s(),
+            )));
+        }
+        if !published(&manifest, &path) {
+            return Err(ApiError::not_found());
+        }
+        if path == manifest.hls.master {
+            let bytes = app.store.get_bytes(&key).await?;
+            let text = String::from_utf8_lossy(&bytes);
+            let public = public_tracks(&app, &job).await?;
+            return Ok(playlist(public_master(&text, &public)));
+        }
+        // Public media only, and short-lived.
+        if let Some(url) = app.store.presign_get(&key, PRESIGN_TTL).await? {
+            return Ok(Redirect::temporary(&url).into_response());
+        }
     }
     let Some(file_path) = app.store.local_path(&key) else {
         // A store that neither presigns nor has files: send the bytes.
@@ -146,9 +272,18 @@ pub async fn captions(
     Path((video, file)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    // Who may see it is decided before anything about the video is read.
-    let state = latest_state(&app, &video).await?;
-    allowed(&app, &headers, state).await?;
+    // Who may see it is decided before anything about the video is read:
+    // the public gets only approved tracks of approved videos.
+    let job = latest_job(&app, &video).await?;
+    let curator = is_curator(&app, &headers).await?;
+    if !curator {
+        let track = file.rsplit_once('.').map_or("", |(t, _)| t);
+        if job.state != JobState::Approved
+            || !public_tracks(&app, &job).await?.iter().any(|t| t == track)
+        {
+            return Err(ApiError::not_found());
+        }
+    }
     let v = view::load(&app, &video).await.map_err(|e| {
         if e.0 == StatusCode::NOT_FOUND {
             ApiError::not_found()
@@ -159,10 +294,15 @@ pub async fn captions(
     let (track, ext) = file
         .rsplit_once('.')
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "name a .vtt, .srt or .json file"))?;
-    let t =
-        v.tracks.iter().find(|t| t.track == track).ok_or_else(|| {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no caption track {track}"))
-        })?;
+    let t = v
+        .tracks
+        .iter()
+        .find(|t| t.track == track)
+        .ok_or_else(ApiError::not_found)?;
+    // Checked again on what is served: an edit may have landed since.
+    if !curator && !track_public(&v.job, &v.history, &t.track, t.version) {
+        return Err(ApiError::not_found());
+    }
     let body = render(t, ext)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "name a .vtt, .srt or .json file"))?;
     Ok((

@@ -118,13 +118,18 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): FormData,
 ) -> Response {
-    // Login CSRF: a cross-site form post carries another Origin.
-    if let (Some(origin), Some(host)) = (
-        headers.get("origin").and_then(|v| v.to_str().ok()),
-        headers.get("host").and_then(|v| v.to_str().ok()),
-    ) && origin != "null"
-        && !origin.ends_with(&format!("//{host}"))
-    {
+    // Login CSRF: browsers send Origin with every form POST; a cross-site
+    // post carries another one, and a missing or opaque (`null`) Origin is
+    // not proof of this site either. It must be the public URL's origin or
+    // the origin of the host the browser addressed.
+    let origin = headers.get("origin").and_then(|v| v.to_str().ok());
+    let host = headers.get("host").and_then(|v| v.to_str().ok());
+    let public = app.server.public_url.trim_end_matches('/');
+    let same_site = origin.is_some_and(|o| {
+        o != "null" && (o == public || host.is_some_and(|h| o.ends_with(&format!("//{h}"))))
+    });
+    if !same_site {
+        tracing::warn!(origin = ?origin, "login refused: not from this site");
         return ApiError::new(StatusCode::FORBIDDEN, "cross-site login refused").into_response();
     }
     let name = form.get("name").cloned().unwrap_or_default();
@@ -197,11 +202,7 @@ pub async fn login(
             ("location", "/review".to_owned()),
             (
                 "set-cookie",
-                format!(
-                    "{}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}",
-                    auth::SESSION_COOKIE,
-                    absolute.as_secs()
-                ),
+                auth::set_session_cookie(app.secure_cookies(), &token, absolute),
             ),
         ],
     )
@@ -219,7 +220,7 @@ fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
 /// out must never leave a live session behind, and ending one's own
 /// session is nothing a forged request could abuse.
 pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Some(cookie) = auth::session_cookie(&headers) {
+    if let Some(cookie) = auth::session_cookie(&headers, app.secure_cookies()) {
         let h = auth::token_hash(&cookie);
         if let Err(e) = app.db(move |c| c.delete_session(&h)).await {
             return e.into_response();
@@ -231,7 +232,7 @@ pub async fn logout(State(app): State<Arc<App>>, headers: HeaderMap) -> Response
             ("location", "/login".to_owned()),
             (
                 "set-cookie",
-                format!("{}=; Path=/; Max-Age=0", auth::SESSION_COOKIE),
+                auth::clear_session_cookie(app.secure_cookies()),
             ),
         ],
     )
