@@ -248,14 +248,20 @@ fn three_workers_over_postgres_and_s3_survive_a_sigkill() {
         })
         .collect();
 
-    // Kill w2 while it holds a job.
+    // Kill w2 while it holds a job (one of the real uploads: the doomed job
+    // ends dead whoever holds it).
+    let doomed_id = doomed.video_id();
     let mut victim_job = None;
     wait_until("w2 to hold a job", Duration::from_secs(120), || {
         victim_job = catalog
             .jobs(None)
             .unwrap()
             .into_iter()
-            .find(|j| j.lease_owner.as_deref() == Some("w2") && j.state.is_active())
+            .find(|j| {
+                j.lease_owner.as_deref() == Some("w2")
+                    && j.state.is_active()
+                    && j.video_id != doomed_id
+            })
             .map(|j| j.id);
         victim_job.is_some()
     });
