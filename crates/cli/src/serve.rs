@@ -108,6 +108,7 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
                 max_bytes_per_submitter: args.max_upload_mib_in_flight.saturating_mul(1024 * 1024),
                 min_free_mib: args.upload_min_free_mib,
             }),
+            manifests: stemfeed_server::cache::ManifestCache::default(),
         });
         tokio::spawn(tus::sweep(Arc::clone(&app)));
         let admin = first_admin(&app, &config.data_dir).await?;

@@ -1,14 +1,24 @@
 //! The published side: a JSON Feed 1.1 of approved videos at `/feed.json`,
 //! the same items as plain JSON at `/api/feed`, and upload status.
+//!
+//! Both feeds are paginated, newest first: `?limit=N` (default
+//! [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`]) and `?before=<cursor>`, an
+//! opaque cursor naming the last item of the previous page (its
+//! publication time and id, which never change). A page with more after it
+//! carries `next_url`. Responses have a strong `ETag` (a hash of the body),
+//! answer `If-None-Match` with 304, and may be cached for a minute.
 
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use stemfeed_queue::{JobState, Role};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use stemfeed_queue::{Job, JobState, Role, Video};
 use stemfeed_tagging::Tags;
 
 use crate::{ApiError, App, rfc3339, view};
@@ -21,6 +31,9 @@ struct Feed<'a> {
     title: &'static str,
     home_page_url: &'a str,
     feed_url: String,
+    /// The next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<String>,
     language: &'static str,
     items: Vec<Item<'a>>,
 }
@@ -176,52 +189,203 @@ fn item<'a>(v: &'a view::VideoView, origin: &str) -> Item<'a> {
     }
 }
 
-async fn approved(app: &App) -> Result<Vec<view::VideoView>, ApiError> {
-    let videos = app.db(|c| c.videos_in(&[JobState::Approved])).await?;
+/// Items on a page unless `?limit=` says otherwise.
+pub const DEFAULT_LIMIT: usize = 50;
+/// The most items one page has.
+pub const MAX_LIMIT: usize = 200;
+
+/// The query of both feeds; other parameters are ignored.
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    limit: Option<String>,
+    before: Option<String>,
+}
+
+/// Where a page starts: after the video published at `ms` with id `id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cursor {
+    ms: i64,
+    id: String,
+}
+
+impl Cursor {
+    fn of(v: &Video) -> Self {
+        Self {
+            ms: v.created_ms,
+            id: v.id.clone(),
+        }
+    }
+
+    /// The feed's order, newest first, then by id: the smaller key first.
+    fn key(&self) -> (std::cmp::Reverse<i64>, &str) {
+        (std::cmp::Reverse(self.ms), &self.id)
+    }
+
+    fn encode(&self) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}.{}", self.ms, self.id))
+    }
+
+    fn decode(s: &str) -> Option<Self> {
+        if s.len() > 64 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (ms, id) = text.split_once('.')?;
+        view::check_video_id(id).ok()?;
+        Some(Self {
+            ms: ms.parse().ok()?,
+            id: id.to_owned(),
+        })
+    }
+}
+
+fn bad_request(message: &str) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, message)
+}
+
+/// A page of the feed: its videos and the URL of the next page, if any.
+struct Page {
+    views: Vec<view::VideoView>,
+    next_url: Option<String>,
+}
+
+/// One page of approved videos; `path` is the feed's own path, for
+/// `next_url` (on `[server] public_url`, never the request's `Host`).
+async fn page(app: &App, query: &PageQuery, path: &str) -> Result<Page, ApiError> {
+    let limit = match query.limit.as_deref() {
+        None => DEFAULT_LIMIT,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+            _ => {
+                return Err(bad_request(&format!(
+                    "limit is a number from 1 to {MAX_LIMIT}"
+                )));
+            }
+        },
+    };
+    let after = query
+        .before
+        .as_deref()
+        .map(|c| Cursor::decode(c).ok_or_else(|| bad_request("before is not a feed cursor")))
+        .transpose()?;
+    let mut rows: Vec<(Video, Job)> = app.db(|c| c.videos_in(&[JobState::Approved])).await?;
+    // Newest first, then by id: the order of [`Cursor::key`].
+    rows.sort_by(|(a, _), (b, _)| {
+        b.created_ms
+            .cmp(&a.created_ms)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    let rest: Vec<Video> = rows
+        .into_iter()
+        .map(|(v, _)| v)
+        .filter(|v| after.as_ref().is_none_or(|c| Cursor::of(v).key() > c.key()))
+        .collect();
+    let shown = &rest[..rest.len().min(limit)];
+    // The cursor is the last video of the page, even one left out below.
+    let next_url = shown.last().filter(|_| rest.len() > limit).map(|last| {
+        format!(
+            "{}{path}?limit={limit}&before={}",
+            app.server.public_url,
+            Cursor::of(last).encode()
+        )
+    });
     let mut views = Vec::new();
-    for (video, _) in videos {
+    for video in shown {
         match view::load(app, &video.id).await {
             Ok(v) => views.push(v),
             Err(e) => tracing::warn!(video = %video.id, "left out of the feed: {}", e.1),
         }
     }
-    Ok(views)
+    Ok(Page { views, next_url })
+}
+
+/// A strong validator: a hash of the body.
+fn etag(body: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether `If-None-Match` names `tag` (weak comparison, as RFC 9110 asks
+/// for this header) or is `*`.
+fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+}
+
+/// The feed's body with its validator, or 304 when the caller has it.
+fn cacheable(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    body: String,
+) -> Result<Response, ApiError> {
+    let tag = etag(body.as_bytes());
+    let fresh = not_modified(headers, &tag);
+    let resp = Response::builder()
+        .header(header::ETAG, &tag)
+        .header(header::CACHE_CONTROL, "public, max-age=60");
+    if fresh {
+        resp.status(StatusCode::NOT_MODIFIED).body(Body::empty())
+    } else {
+        resp.status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+    }
+    .map_err(ApiError::internal)
 }
 
 /// Feed URLs come from `[server] public_url`, never from the request's
 /// `Host`: a forged one must not end up in what players and crawlers fetch.
 pub async fn json_feed(
     State(app): State<Arc<App>>,
-) -> Result<([(&'static str, &'static str); 1], String), ApiError> {
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let origin = app.server.public_url.clone();
-    let views = approved(&app).await?;
+    let page = page(&app, &query, "/feed.json").await?;
     let feed = Feed {
         version: "https://jsonfeed.org/version/1.1",
         title: "stemfeed — STEM in Pakistani languages",
         home_page_url: &origin,
         feed_url: format!("{origin}/feed.json"),
+        next_url: page.next_url.clone(),
         language: "ur",
-        items: views.iter().map(|v| item(v, &origin)).collect(),
+        items: page.views.iter().map(|v| item(v, &origin)).collect(),
     };
-    Ok((
-        [("content-type", "application/feed+json")],
-        serde_json::to_string(&feed).map_err(ApiError::internal)?,
-    ))
+    let body = serde_json::to_string(&feed).map_err(ApiError::internal)?;
+    cacheable(&headers, "application/feed+json", body)
 }
 
 /// The feed's items as plain JSON.
 #[derive(Debug, Serialize)]
 struct Videos<'a> {
     videos: Vec<Item<'a>>,
+    /// The next page; absent on the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_url: Option<String>,
 }
 
-pub async fn api_feed(State(app): State<Arc<App>>) -> Result<Response, ApiError> {
+pub async fn api_feed(
+    State(app): State<Arc<App>>,
+    Query(query): Query<PageQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let origin = app.server.public_url.clone();
-    let views = approved(&app).await?;
+    let page = page(&app, &query, "/api/feed").await?;
     let videos = Videos {
-        videos: views.iter().map(|v| item(v, &origin)).collect(),
+        videos: page.views.iter().map(|v| item(v, &origin)).collect(),
+        next_url: page.next_url.clone(),
     };
-    Ok(Json(videos).into_response())
+    let body = serde_json::to_string(&videos).map_err(ApiError::internal)?;
+    cacheable(&headers, "application/json", body)
 }
 
 /// `/api/videos/<id>`: where an upload is, for its submitter.
@@ -265,4 +429,39 @@ pub async fn status(
         error: job.and_then(|j| j.last_error.clone()),
         asked_by: caller.name,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::{Cursor, etag, not_modified};
+
+    #[test]
+    fn cursors_round_trip_and_refuse_junk() {
+        let c = Cursor {
+            ms: 1_795_000_000_000,
+            id: "v0123456789abcdef0123".to_owned(),
+        };
+        assert_eq!(Cursor::decode(&c.encode()), Some(c));
+        for junk in ["", "x", "MTIz", "bm90LWEtY3Vyc29y", &"A".repeat(100)] {
+            assert_eq!(Cursor::decode(junk), None, "{junk}");
+        }
+    }
+
+    #[test]
+    fn if_none_match() {
+        let tag = etag(b"{}");
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34);
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("if-none-match", HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(not_modified(&with(&tag), &tag));
+        assert!(not_modified(&with(&format!("\"x\", W/{tag}")), &tag));
+        assert!(not_modified(&with("*"), &tag));
+        assert!(!not_modified(&with("\"x\""), &tag));
+        assert!(!not_modified(&HeaderMap::new(), &tag));
+    }
 }

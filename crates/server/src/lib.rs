@@ -4,6 +4,7 @@
 //! HTTP ranges, and the published JSON Feed), and accounts.
 
 pub mod auth;
+pub mod cache;
 
 mod feed;
 mod media;
@@ -45,6 +46,8 @@ pub struct App {
     pub guard: auth::Guard,
     /// Upload limits and the uploads being written now (one writer each).
     pub uploads: tus::Uploads,
+    /// Manifests of published runs, so media requests do not re-read them.
+    pub manifests: cache::ManifestCache,
 }
 
 /// An error response: status and a message for the caller. A 500's message

@@ -118,6 +118,24 @@ fn subtitle_playlist(video: &str, track: &str, duration_s: f64) -> String {
     )
 }
 
+/// The manifest a video's job published, and the key prefix its paths are
+/// relative to, read once and kept (see [`crate::cache`]) so a player's
+/// segment requests do not re-read it. A run (`videos/<id>/runs/<run>`, what
+/// the catalog points at) never changes once published; an older
+/// `videos/<id>` pointer is repointed by new runs, so it is kept only for
+/// an approved job, whose run is final.
+async fn manifest(app: &App, prefix: &str, job: &Job) -> Result<crate::cache::Cached, ApiError> {
+    let cacheable = job.state == JobState::Approved || prefix.contains("/runs/");
+    if cacheable && let Some(hit) = app.manifests.get(prefix, job.id) {
+        return Ok(hit);
+    }
+    let read = Arc::new(view::read_manifest(app, prefix).await?);
+    if cacheable {
+        app.manifests.insert(prefix, job.id, Arc::clone(&read));
+    }
+    Ok(read)
+}
+
 /// A video's latest job, or 404 for an unknown or malformed id.
 async fn latest_job(app: &App, video: &str) -> Result<Job, ApiError> {
     view::check_video_id(video).map_err(|_| ApiError::not_found())?;
@@ -181,7 +199,8 @@ pub async fn media(
     }
     // 404s here say nothing more: object keys and run ids are internal.
     let prefix = v.output_prefix.ok_or_else(ApiError::not_found)?;
-    let (manifest, base) = view::read_manifest(&app, &prefix).await?;
+    let cached = manifest(&app, &prefix, &job).await?;
+    let (manifest, base) = (&cached.0, &cached.1);
     let key = format!("{base}{path}");
     stemfeed_store::check_key(&key).map_err(|e| {
         tracing::debug!(video = %video, "media path refused: {e}");
@@ -213,7 +232,7 @@ pub async fn media(
                 manifest.duration_s(),
             )));
         }
-        if !published(&manifest, &path) {
+        if !published(manifest, &path) {
             return Err(ApiError::not_found());
         }
         if path == manifest.hls.master {
