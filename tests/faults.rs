@@ -6,35 +6,12 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::services::Postgres;
+use common::workers::{NO_ENV, logs, spawn_worker, stop, submit_job, tone_clip as clip};
 use stemfeed_queue::{Catalog, JobState};
-
-fn clip(dir: &Path, name: &str, seed: u32, size: &str, seconds: f64) -> PathBuf {
-    common::ffmpeg_make(
-        dir,
-        name,
-        &[
-            &format!(
-                "testsrc2=size={size}:rate=15:duration={seconds},drawtext=text={seed}:fontcolor=white"
-            ),
-            &format!("sine=frequency={}:duration={seconds}", 300 + seed),
-        ],
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-    )
-}
 
 fn config(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
@@ -43,62 +20,11 @@ fn config(dir: &Path, name: &str, body: &str) -> PathBuf {
 }
 
 fn submit(config: &Path, file: &Path) -> i64 {
-    let out = common::run(
-        common::stemfeed()
-            .arg("--config")
-            .arg(config)
-            .args(["jobs", "submit"])
-            .arg(file),
-    );
-    assert!(out.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["job"].as_i64().expect("a new job")
+    submit_job(config, file, NO_ENV)
 }
 
 fn worker(config: &Path, id: &str, log_dir: &Path, drain: bool) -> Child {
-    let mut cmd = common::stemfeed();
-    cmd.arg("--config").arg(config).args(["worker", "--id", id]);
-    if drain {
-        cmd.arg("--drain");
-    }
-    cmd.env("STEMFEED_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log_dir.join(format!("{id}.log"))).unwrap())
-        .spawn()
-        .expect("starting stemfeed worker")
-}
-
-fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            out.push_str(&format!(
-                "--- {}\n{}\n",
-                e.path().display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ));
-        }
-    }
-    out
-}
-
-fn stop(mut child: Child) -> std::process::ExitStatus {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "worker ignored SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    spawn_worker(config, id, NO_ENV, log_dir, drain)
 }
 
 fn wait_until(what: &str, timeout: Duration, log_dir: &Path, mut done: impl FnMut() -> bool) {
@@ -343,20 +269,7 @@ fn the_object_store_killed_and_restarted_mid_run_loses_and_kills_no_job() {
     );
     let cfg = config(dir.path(), "stemfeed", &body);
     let env = s3.env();
-    let submit_s3 = |file: &Path| -> i64 {
-        let mut cmd = common::stemfeed();
-        cmd.arg("--config")
-            .arg(&cfg)
-            .args(["jobs", "submit"])
-            .arg(file);
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        let out = common::run(&mut cmd);
-        assert!(out.status.success());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["job"].as_i64().expect("a new job")
-    };
+    let submit_s3 = |file: &Path| submit_job(&cfg, file, &env);
     let jobs: Vec<i64> = (0..8)
         .map(|i| {
             submit_s3(&clip(
@@ -369,18 +282,7 @@ fn the_object_store_killed_and_restarted_mid_run_loses_and_kills_no_job() {
         })
         .collect();
     let catalog = Catalog::open(&format!("sqlite:{}", data.join("catalog.db").display())).unwrap();
-    let spawn = |id: &str| {
-        let mut cmd = common::stemfeed();
-        cmd.arg("--config").arg(&cfg).args(["worker", "--id", id]);
-        for (k, v) in &env {
-            cmd.env(k, v);
-        }
-        cmd.env("STEMFEED_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join(format!("{id}.log"))).unwrap())
-            .spawn()
-            .expect("starting stemfeed worker")
-    };
+    let spawn = |id: &str| spawn_worker(&cfg, id, &env, dir.path(), false);
     let workers = [spawn("s1"), spawn("s2")];
     wait_until(
         "a first completed job",

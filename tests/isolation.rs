@@ -11,34 +11,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
+use common::workers::{self, wait_exit};
 use stemfeed_queue::{Catalog, JobState};
 
 /// A 1.5 s 160×284 clip with a tone: tiny, but every stage runs on it.
 fn clip(dir: &Path, name: &str, seed: u32) -> PathBuf {
-    common::ffmpeg_make(
-        dir,
-        name,
-        &[
-            &format!(
-                "testsrc2=size=160x284:rate=15:duration=1.5,drawtext=text={seed}:fontcolor=white"
-            ),
-            &format!("sine=frequency={}:duration=1.5", 300 + seed),
-        ],
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            "-shortest",
-        ],
-    )
+    workers::tone_clip(dir, name, seed, "160x284", 1.5)
 }
 
 struct Setup {
@@ -72,53 +53,17 @@ impl Setup {
     }
 
     fn submit(&self, file: &Path) -> i64 {
-        let out = common::run(
-            common::stemfeed()
-                .arg("--config")
-                .arg(&self.config)
-                .args(["jobs", "submit"])
-                .arg(file),
-        );
-        assert!(out.status.success());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["job"].as_i64().expect("a new job")
+        workers::submit_job(&self.config, file, workers::NO_ENV)
     }
 
     fn worker(&self, id: &str, env: &[(&str, &str)], drain: bool) -> Child {
-        let mut cmd = common::stemfeed();
-        cmd.arg("--config")
-            .arg(&self.config)
-            .args(["worker", "--id", id]);
-        if drain {
-            cmd.arg("--drain");
-        }
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.env("STEMFEED_LOG", "info")
-            .env("AWS_SECRET_ACCESS_KEY", "test-secret-must-not-leak")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join(format!("{id}.log"))).unwrap())
-            .spawn()
-            .expect("starting stemfeed worker")
+        let mut env = env.to_vec();
+        env.push(("AWS_SECRET_ACCESS_KEY", "test-secret-must-not-leak"));
+        workers::spawn_worker(&self.config, id, &env, self.dir.path(), drain)
     }
 
     fn log(&self, id: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{id}.log"))).unwrap_or_default()
-    }
-}
-
-fn wait_exit(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
-    let start = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            panic!("worker did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -8,10 +8,11 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::services::{Postgres, S3Server, free_port};
+use common::workers::{NO_ENV, logs, spawn_worker};
 use stemfeed_queue::{Catalog, JobState, NewVideo};
 use stemfeed_store::{LocalStore, ObjectStore, S3Options, S3Store};
 
@@ -79,30 +80,6 @@ fn write_config(dir: &Path, name: &str, body: &str) -> PathBuf {
     path
 }
 
-fn spawn_worker(
-    config: &Path,
-    id: &str,
-    env: &[(&str, String)],
-    log_dir: &Path,
-    drain: bool,
-) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_stemfeed"));
-    cmd.args(["--config"])
-        .arg(config)
-        .args(["worker", "--id", id]);
-    if drain {
-        cmd.arg("--drain");
-    }
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log_dir.join(format!("{id}.log"))).unwrap())
-        .spawn()
-        .expect("starting stemfeed worker")
-}
-
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let start = Instant::now();
     while !done() {
@@ -112,22 +89,6 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().extension().is_some_and(|x| x == "log") {
-            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(15).collect();
-            out.push_str(&format!(
-                "--- {}\n{}\n",
-                e.path().display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            ));
-        }
-    }
-    out
 }
 
 fn http_get(port: u16, path: &str) -> String {
@@ -416,8 +377,8 @@ fn embedded_mode_two_watchers_one_job_per_upload() {
             profile.display()
         ),
     );
-    let mut a = spawn_worker(&config, "a", &[], dir.path(), true);
-    let mut b = spawn_worker(&config, "b", &[], dir.path(), true);
+    let mut a = spawn_worker(&config, "a", NO_ENV, dir.path(), true);
+    let mut b = spawn_worker(&config, "b", NO_ENV, dir.path(), true);
     assert!(a.wait().unwrap().success(), "{}", logs(dir.path()));
     assert!(b.wait().unwrap().success(), "{}", logs(dir.path()));
 
@@ -483,7 +444,7 @@ fn sigterm_past_the_grace_period_hands_the_job_back() {
             data.display()
         ),
     );
-    let mut worker = spawn_worker(&config, "g", &[], dir.path(), false);
+    let mut worker = spawn_worker(&config, "g", NO_ENV, dir.path(), false);
     let catalog_path = format!("sqlite:{}", data.join("catalog.db").display());
     wait_until(
         "the job to be transcoding",

@@ -10,6 +10,7 @@ pub mod hostile;
 pub mod server;
 pub mod services;
 pub mod webdriver;
+pub mod workers;
 
 pub fn stemfeed() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stemfeed"));

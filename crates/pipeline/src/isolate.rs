@@ -85,6 +85,19 @@ pub struct Isolation {
     pub exe: PathBuf,
 }
 
+impl Isolation {
+    /// `stemfeed stage` with only the kept environment: every way of
+    /// starting a stage process goes through here.
+    fn command(&self) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.exe);
+        cmd.arg("stage").env_clear().envs(
+            std::env::vars_os()
+                .filter(|(k, _)| KEPT_ENV.iter().chain(TEST_ENV).any(|kept| k == kept)),
+        );
+        cmd
+    }
+}
+
 /// What a finished stage returned.
 #[derive(Debug)]
 pub enum Answer {
@@ -148,10 +161,9 @@ fn signal_reason(stage: Stage, signal: i32, limits: &Limits, stderr_tail: &str) 
 pub async fn check_sandbox(
     isolation: &Isolation,
 ) -> Result<crate::contract::SandboxReport, String> {
-    let out = tokio::process::Command::new(&isolation.exe)
-        .args(["stage", "--check"])
-        .env_clear()
-        .envs(std::env::vars_os().filter(|(k, _)| KEPT_ENV.iter().any(|kept| k == kept)))
+    let out = isolation
+        .command()
+        .arg("--check")
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -218,14 +230,8 @@ pub async fn run_stage(
     let error =
         |stage: Stage, fault: Fault, message: String| StageError::new(&file, stage, fault, message);
 
-    let mut cmd = tokio::process::Command::new(&isolation.exe);
-    cmd.arg("stage")
-        .args(limits.args())
-        .env_clear()
-        .envs(
-            std::env::vars_os()
-                .filter(|(k, _)| KEPT_ENV.iter().chain(TEST_ENV).any(|kept| k == kept)),
-        )
+    let mut cmd = isolation.command();
+    cmd.args(limits.args())
         // Temporary files stay in the job's scratch space, the one place
         // the child may write besides its outputs.
         .env("TMPDIR", &request.job().scratch)
