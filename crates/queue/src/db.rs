@@ -261,10 +261,9 @@ impl SqliteConn {
         let c = rusqlite::Connection::open(path).map_err(|e| sqlite_err(&what, e))?;
         c.busy_timeout(busy)
             .map_err(|e| sqlite_err(&format!("{what}: busy_timeout"), e))?;
-        c.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(|e| sqlite_err(&format!("{what}: pragmas"), e))?;
+        wal_mode(&c, busy).map_err(|e| sqlite_err(&format!("{what}: journal_mode"), e))?;
+        c.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| sqlite_err(&format!("{what}: pragmas"), e))?;
         Ok(Self {
             conn: c,
             broken: false,
@@ -278,6 +277,39 @@ impl SqliteConn {
             self.broken = true;
         }
         r
+    }
+}
+
+/// Switches the file to WAL. Changing the journal mode needs an exclusive
+/// lock and SQLite answers BUSY at once, without its busy handler, when
+/// another connection is opening the same new file; so the switch is retried
+/// here until `busy` has passed. A file already in WAL is left alone.
+fn wal_mode(c: &rusqlite::Connection, busy: Duration) -> rusqlite::Result<()> {
+    let deadline = Instant::now() + busy;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        let mode = c
+            .query_row("PRAGMA journal_mode", [], |r| r.get::<_, String>(0))
+            .and_then(|m| {
+                if m.eq_ignore_ascii_case("wal") {
+                    Ok(m)
+                } else {
+                    c.query_row("PRAGMA journal_mode = WAL", [], |r| r.get::<_, String>(0))
+                }
+            });
+        match mode {
+            Ok(_) => return Ok(()),
+            Err(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && Instant::now() < deadline =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
