@@ -50,7 +50,10 @@ fn claims(pg: &services::Postgres, workers: usize) -> f64 {
                 let mut n = 0usize;
                 let who = format!("w{w}");
                 while let Some(cl) = c.claim(&who, Duration::from_secs(60)).unwrap() {
-                    assert!(c.complete(cl.job.id, &cl.token, &who, "videos/x").unwrap());
+                    assert!(
+                        c.complete(cl.job.id, &cl.token, &who, "videos/x", &[])
+                            .unwrap()
+                    );
                     n += 1;
                 }
                 n

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::services::Postgres;
-use stemfeed_queue::{Catalog, Failure, Heartbeat, JobState, NewVideo, Submitted};
+use stemfeed_queue::{Catalog, Failure, FirstCaption, Heartbeat, JobState, NewVideo, Submitted};
 
 const LEASE: Duration = Duration::from_secs(30);
 const NO_BACKOFF: Duration = Duration::ZERO;
@@ -79,10 +79,17 @@ fn behaviour(c: &Catalog) {
         );
         assert_eq!(c.job(job).unwrap().unwrap().state, state);
     }
-    assert!(!c.complete(job, "not-the-token", "w2", "videos/x").unwrap());
-    assert!(c.complete(job, &claim.token, "w1", "videos/v1").unwrap());
     assert!(
-        !c.complete(job, &claim.token, "w1", "videos/v1").unwrap(),
+        !c.complete(job, "not-the-token", "w2", "videos/x", &[])
+            .unwrap()
+    );
+    assert!(
+        c.complete(job, &claim.token, "w1", "videos/v1", &[])
+            .unwrap()
+    );
+    assert!(
+        !c.complete(job, &claim.token, "w1", "videos/v1", &[])
+            .unwrap(),
         "completed twice"
     );
     let j = c.job(job).unwrap().unwrap();
@@ -120,8 +127,14 @@ fn behaviour(c: &Catalog) {
             .unwrap(),
         Heartbeat::Lost
     );
-    assert!(!c.complete(job2, &first.token, "w1", "videos/a").unwrap());
-    assert!(c.complete(job2, &second.token, "w2", "videos/b").unwrap());
+    assert!(
+        !c.complete(job2, &first.token, "w1", "videos/a", &[])
+            .unwrap()
+    );
+    assert!(
+        c.complete(job2, &second.token, "w2", "videos/b", &[])
+            .unwrap()
+    );
     let completions = c
         .events(job2)
         .unwrap()
@@ -362,7 +375,7 @@ fn failure_kinds(c: &Catalog) {
     }
     let cl = c.claim("w1", LEASE).unwrap().unwrap();
     assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
-    assert!(c.complete(job, &cl.token, "w1", "videos/x").unwrap());
+    assert!(c.complete(job, &cl.token, "w1", "videos/x", &[]).unwrap());
     // Each attempt ends with a "retry" event that says it was not counted.
     let retries = c.events(job).unwrap();
     let retries: Vec<_> = retries.iter().filter(|e| e.kind == "retry").collect();
@@ -481,7 +494,7 @@ fn cancellation_edges(c: &Catalog) {
             .unwrap(),
         Heartbeat::Lost
     );
-    assert!(!c.complete(job, &dead.token, "w1", "videos/x").unwrap());
+    assert!(!c.complete(job, &dead.token, "w1", "videos/x", &[]).unwrap());
 
     // Handed back on shutdown with a cancel pending: cancelled, not stranded.
     let job = created(c.submit(&upload(31), 3).unwrap());
@@ -626,14 +639,111 @@ fn duplicate_metadata(c: &Catalog) {
     assert_eq!(c.jobs(None).unwrap().len(), 2, "a duplicate made a job");
 }
 
+fn first(track: &str, cues: &str) -> FirstCaption {
+    FirstCaption {
+        track: track.to_owned(),
+        status: "ok".to_owned(),
+        reason: None,
+        cues: cues.to_owned(),
+    }
+}
+
+/// A finished run's tracks become version 1 with the completion itself;
+/// later imports never overwrite a curator's work; curators saving at the
+/// same moment each get their own version, never an error.
+fn caption_versions(c: &Catalog) {
+    let video = c.submit(&upload(300), 3).unwrap().video_id().to_owned();
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let tracks = [
+        first("ur.transcript", "[1]"),
+        first("en.translation", "[2]"),
+    ];
+    assert!(
+        c.complete(cl.job.id, &cl.token, "w1", "videos/r1", &tracks)
+            .unwrap()
+    );
+    let v = c.caption_versions(&video).unwrap();
+    assert_eq!(v.len(), 2, "{v:?}");
+    assert!(
+        v.iter().all(|v| v.version == 1 && v.author == "whisper"),
+        "{v:?}"
+    );
+    assert!(c.videos_without_captions().unwrap().is_empty());
+
+    // A curator edits; an import of a later run leaves the track alone but
+    // adds a track the video did not have.
+    assert_eq!(
+        c.add_caption_version(&video, "ur.transcript", "ayesha", "edited", None, "[3]")
+            .unwrap(),
+        2
+    );
+    let again = [first("ur.transcript", "[9]"), first("pa.transcript", "[4]")];
+    assert_eq!(c.import_first_captions(&video, &again).unwrap(), 1);
+    assert_eq!(c.import_first_captions(&video, &again).unwrap(), 0);
+    let latest = c.latest_captions(&video).unwrap();
+    let ur = latest.iter().find(|v| v.track == "ur.transcript").unwrap();
+    assert_eq!((ur.version, ur.cues.as_str()), (2, "[3]"));
+    assert!(
+        latest
+            .iter()
+            .any(|v| v.track == "pa.transcript" && v.version == 1)
+    );
+
+    // Eight curators save the same track and the tags at once.
+    std::thread::scope(|s| {
+        for w in 0..8 {
+            let video = &video;
+            s.spawn(move || {
+                for n in 0..4 {
+                    c.add_caption_version(
+                        video,
+                        "ur.transcript",
+                        &format!("c{w}"),
+                        "edited",
+                        None,
+                        &format!("[{w}{n}]"),
+                    )
+                    .unwrap_or_else(|e| panic!("concurrent caption save failed: {e}"));
+                    c.add_tag_version(video, &format!("c{w}"), "{}")
+                        .unwrap_or_else(|e| panic!("concurrent tag save failed: {e}"));
+                }
+            });
+        }
+    });
+    let versions: Vec<i64> = c
+        .caption_versions(&video)
+        .unwrap()
+        .into_iter()
+        .filter(|v| v.track == "ur.transcript")
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(versions, (1..=34).collect::<Vec<_>>());
+    assert_eq!(c.latest_tags(&video).unwrap().unwrap().0, 32);
+
+    // A run completed without tracks (an older worker) is listed for import.
+    let old = c.submit(&upload(301), 3).unwrap().video_id().to_owned();
+    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    assert!(
+        c.complete(cl.job.id, &cl.token, "w1", "videos/r2", &[])
+            .unwrap()
+    );
+    assert_eq!(
+        c.videos_without_captions().unwrap(),
+        vec![(old.clone(), "videos/r2".to_owned())]
+    );
+    assert_eq!(c.import_first_captions(&old, &tracks).unwrap(), 2);
+    assert!(c.videos_without_captions().unwrap().is_empty());
+}
+
 /// A named behaviour, run on a fresh catalog of each backend.
 type Scenario = (&'static str, fn(&Catalog));
 
-const SCENARIOS: [Scenario; 4] = [
+const SCENARIOS: [Scenario; 5] = [
     ("ingest_leases", ingest_leases),
     ("failure_kinds", failure_kinds),
     ("cancellation_edges", cancellation_edges),
     ("duplicate_metadata", duplicate_metadata),
+    ("caption_versions", caption_versions),
 ];
 
 /// Eight threads race for forty jobs: each is claimed and completed once.
@@ -648,7 +758,7 @@ fn concurrent_claims(c: Arc<Catalog>) {
                 let mut mine = Vec::new();
                 while let Some(cl) = c.claim(&format!("t{w}"), LEASE).unwrap() {
                     assert!(
-                        c.complete(cl.job.id, &cl.token, &format!("t{w}"), "videos/x")
+                        c.complete(cl.job.id, &cl.token, &format!("t{w}"), "videos/x", &[])
                             .unwrap()
                     );
                     mine.push(cl.job.id);

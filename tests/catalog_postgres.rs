@@ -259,14 +259,17 @@ fn catalog_recovers_after_postgres_restart() {
         Heartbeat::Held
     );
     assert!(
-        c.complete(held.job.id, &held.token, "w1", "videos/a")
+        c.complete(held.job.id, &held.token, "w1", "videos/a", &[])
             .unwrap()
     );
     // New work is accepted and the queued jobs are still claimable.
     let fourth = created(c.submit(&upload(4), 3).unwrap());
     let mut claimed = Vec::new();
     while let Some(cl) = c.claim("w2", LEASE).unwrap() {
-        assert!(c.complete(cl.job.id, &cl.token, "w2", "videos/b").unwrap());
+        assert!(
+            c.complete(cl.job.id, &cl.token, "w2", "videos/b", &[])
+                .unwrap()
+        );
         claimed.push(cl.job.id);
     }
     assert_eq!(claimed, [jobs[1], jobs[2], fourth]);

@@ -111,6 +111,16 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
             manifests: stemfeed_server::cache::ManifestCache::default(),
         });
         tokio::spawn(tus::sweep(Arc::clone(&app)));
+        {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                match stemfeed_server::import_old_runs(&app).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("stored the recognised tracks of {n} older runs as their first caption versions"),
+                    Err(e) => tracing::warn!("importing the tracks of older runs: {}", e.1),
+                }
+            });
+        }
         let admin = first_admin(&app, &config.data_dir).await?;
         let (tx, rx) = tokio::sync::watch::channel(false);
         stemfeed_worker::on_signals(tx);

@@ -166,6 +166,36 @@ impl TrackEntry {
     pub fn name(&self) -> String {
         format!("{}.{}", self.language, self.kind)
     }
+
+    /// The cues of this track as the catalog stores them (a JSON array),
+    /// from the bytes of its `files.json`: parsed as a caption file and
+    /// written again, so only well-formed cues reach the catalog.
+    pub fn cues_json(&self, file: &[u8]) -> Result<String, String> {
+        let file: stemfeed_captions::CaptionFile = serde_json::from_slice(file)
+            .map_err(|e| format!("{}: not a caption file: {e}", self.files.json))?;
+        serde_json::to_string(&file.cues).map_err(|e| format!("{}: {e}", self.files.json))
+    }
+}
+
+impl TrackFiles {
+    /// `json` when it is a relative path inside the run (it comes from a
+    /// stage that handled untrusted bytes: never a path that leaves it).
+    pub fn json_path(&self) -> Result<&std::path::Path, String> {
+        let path = std::path::Path::new(&self.json);
+        let inside = !self.json.is_empty()
+            && !self.json.contains('\\')
+            && path
+                .components()
+                .all(|c| matches!(c, std::path::Component::Normal(_)));
+        if inside {
+            Ok(path)
+        } else {
+            Err(format!(
+                "caption file {:?} is not a path inside the run",
+                self.json
+            ))
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

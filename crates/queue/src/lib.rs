@@ -22,7 +22,8 @@ mod review;
 mod schema;
 
 pub use review::{
-    ApiToken, CaptionVersion, Decision, OpenUploads, Role, Session, Upload, UploadQuota, User,
+    ApiToken, CaptionVersion, Decision, FirstCaption, OpenUploads, Role, Session, Upload,
+    UploadQuota, User,
 };
 
 use db::{Conn, Dialect, PgTarget, Pool, Row, Target};
@@ -773,41 +774,24 @@ impl Catalog {
         })
     }
 
-    /// Finishes a job whose outputs are published under `output_prefix`.
-    /// Returns false (and changes nothing) when `token` no longer holds it.
+    /// Finishes a job whose outputs are published under `output_prefix`,
+    /// and in the same transaction stores the run's recognised tracks as
+    /// version 1 of each track that has no version yet
+    /// ([`Catalog::import_first_captions`]). Returns false (and changes
+    /// nothing) when `token` no longer holds it.
     pub fn complete(
         &self,
         job: i64,
         token: &str,
         worker: &str,
         output_prefix: &str,
+        captions: &[FirstCaption],
     ) -> Result<bool, QueueError> {
         let now = self.now();
         let update = format!(
             "UPDATE jobs SET state = 'in-review', progress = 1, lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, last_error = NULL, updated_ms = {now}, completed_ms = {now} \
              WHERE id = $1 AND lease_token = $2 RETURNING id, video_id"
         );
-        if self.pool.dialect == Dialect::Postgres {
-            // One statement: finish the job, point the video at its outputs, log.
-            let sql = format!(
-                "WITH done AS ({update}), \
-                 v AS (UPDATE videos SET output_prefix = $3 WHERE id IN (SELECT video_id FROM done)), \
-                 e AS (INSERT INTO job_events (job_id, at_ms, kind, worker, detail) SELECT id, {now}, 'completed', $4, $3 FROM done) \
-                 SELECT id FROM done"
-            );
-            let rows = self.pool.with(|c| {
-                c.query(
-                    &sql,
-                    &[
-                        job.into(),
-                        token.into(),
-                        output_prefix.into(),
-                        worker.into(),
-                    ],
-                )
-            })?;
-            return Ok(!rows.is_empty());
-        }
         self.pool.tx(|c| {
             let rows = c.query(&update, &[job.into(), token.into()])?;
             let Some(video) = rows.first().map(|r| r.text(1)) else {
@@ -815,8 +799,12 @@ impl Catalog {
             };
             c.exec(
                 "UPDATE videos SET output_prefix = $1 WHERE id = $2",
-                &[output_prefix.into(), video.into()],
+                &[output_prefix.into(), video.as_str().into()],
             )?;
+            if !captions.is_empty() {
+                self.lock_video(c, &video)?;
+                self.insert_first_captions(c, &video, captions)?;
+            }
             self.event(c, job, "completed", Some(worker), Some(output_prefix))?;
             Ok(true)
         })

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::db::Row;
+use crate::db::{Conn, Dialect, Row};
 use crate::{Catalog, Job, JobState, QueueError, Video, job_of, ms, video_of};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -93,6 +93,19 @@ pub struct OpenUploads {
 pub struct UploadQuota {
     pub max_open: u64,
     pub max_bytes: u64,
+}
+
+/// A recognised track as a finished run delivers it: it becomes version 1
+/// (author `whisper`) of a track that has none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FirstCaption {
+    /// `<language>.<kind>`, e.g. `ur.transcript`.
+    pub track: String,
+    /// The run's verdict on the track (`ok`, `needs-review`, ...).
+    pub status: String,
+    pub reason: Option<String>,
+    /// The cues as JSON.
+    pub cues: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -544,6 +557,7 @@ impl Catalog {
     ) -> Result<i64, QueueError> {
         let now = self.now();
         self.pool.tx(|c| {
+            self.lock_video(c, video)?;
             let next = c
                 .query("SELECT COALESCE(MAX(version), 0) + 1 FROM caption_versions WHERE video_id = $1 AND track = $2", &[video.into(), track.into()])?
                 .first()
@@ -553,6 +567,70 @@ impl Catalog {
                 &[video.into(), track.into(), next.into(), author.into(), status.into(), reason.into(), cues.into()],
             )?;
             Ok(next)
+        })
+    }
+
+    /// Serialises version numbering per video: two curators saving at once
+    /// both get a version (the later one newer), never a duplicate-key
+    /// error. SQLite transactions already take the write lock at BEGIN.
+    pub(crate) fn lock_video(&self, c: &mut dyn Conn, video: &str) -> Result<(), QueueError> {
+        if self.pool.dialect == Dialect::Postgres {
+            c.query(
+                "SELECT id FROM videos WHERE id = $1 FOR UPDATE",
+                &[video.into()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Stores the recognised tracks of a finished run as version 1 of each
+    /// track that has no version yet (tracks curators already edited keep
+    /// their history); returns how many were added. Idempotent, and safe to
+    /// run from several places at once.
+    pub fn import_first_captions(
+        &self,
+        video: &str,
+        tracks: &[FirstCaption],
+    ) -> Result<usize, QueueError> {
+        self.pool.tx(|c| {
+            self.lock_video(c, video)?;
+            self.insert_first_captions(c, video, tracks)
+        })
+    }
+
+    pub(crate) fn insert_first_captions(
+        &self,
+        c: &mut dyn Conn,
+        video: &str,
+        tracks: &[FirstCaption],
+    ) -> Result<usize, QueueError> {
+        let now = self.now();
+        let mut added = 0u64;
+        for t in tracks {
+            added += c.exec(
+                &format!(
+                    "INSERT INTO caption_versions ({CAPTION_COLS}) \
+                     SELECT $1, $2, 1, 'whisper', {now}, $3, $4, $5 \
+                     WHERE NOT EXISTS (SELECT 1 FROM caption_versions WHERE video_id = $1 AND track = $2)"
+                ),
+                &[video.into(), t.track.as_str().into(), t.status.as_str().into(), t.reason.as_deref().into(), t.cues.as_str().into()],
+            )?;
+        }
+        Ok(usize::try_from(added).unwrap_or(usize::MAX))
+    }
+
+    /// Videos with outputs but no caption versions at all: runs finished
+    /// by workers older than [`Catalog::import_first_captions`].
+    pub fn videos_without_captions(&self) -> Result<Vec<(String, String)>, QueueError> {
+        self.pool.with(|c| {
+            Ok(c.query(
+                "SELECT id, output_prefix FROM videos v WHERE output_prefix IS NOT NULL \
+                 AND NOT EXISTS (SELECT 1 FROM caption_versions cv WHERE cv.video_id = v.id) ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.text(0), r.text(1)))
+            .collect())
         })
     }
 
@@ -579,6 +657,7 @@ impl Catalog {
     ) -> Result<i64, QueueError> {
         let now = self.now();
         self.pool.tx(|c| {
+            self.lock_video(c, video)?;
             let next = c
                 .query("SELECT COALESCE(MAX(version), 0) + 1 FROM tag_versions WHERE video_id = $1", &[video.into()])?
                 .first()

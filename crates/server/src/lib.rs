@@ -12,6 +12,8 @@ pub mod tus;
 mod ui;
 mod view;
 
+pub use view::import_old_runs;
+
 mod perimeter;
 
 use std::path::PathBuf;

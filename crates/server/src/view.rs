@@ -5,9 +5,9 @@
 //! and [`Tags`].
 
 use axum::http::StatusCode;
-use stemfeed_captions::{CaptionFile, Cue};
+use stemfeed_captions::Cue;
 use stemfeed_pipeline::Manifest;
-use stemfeed_queue::{Job, Video};
+use stemfeed_queue::{FirstCaption, Job, Video};
 use stemfeed_tagging::Tags;
 
 use crate::{ApiError, App};
@@ -106,6 +106,43 @@ pub async fn read_manifest(app: &App, prefix: &str) -> Result<(Manifest, String)
     Ok((manifest, base))
 }
 
+/// Stores the recognised tracks of runs that completed before workers did
+/// so themselves (version 1 of each track, author `whisper`). Run once when
+/// the server starts; idempotent. Returns how many videos got tracks.
+pub async fn import_old_runs(app: &App) -> Result<usize, ApiError> {
+    let pending = app.db(|c| c.videos_without_captions()).await?;
+    let mut done = 0;
+    for (video, prefix) in pending {
+        let result: Result<(), ApiError> = async {
+            let (manifest, base) = read_manifest(app, &prefix).await?;
+            let mut first = Vec::new();
+            for t in manifest.tracks() {
+                let path = t.files.json_path().map_err(ApiError::internal)?;
+                let key = format!("{base}{}", path.display());
+                let bytes = app.store.get_bytes(&key).await?;
+                first.push(FirstCaption {
+                    track: t.name(),
+                    status: t.status.as_str().to_owned(),
+                    reason: t.reason.clone(),
+                    cues: t.cues_json(&bytes).map_err(ApiError::internal)?,
+                });
+            }
+            let vid = video.clone();
+            app.db(move |c| c.import_first_captions(&vid, &first))
+                .await?;
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => done += 1,
+            Err(e) => {
+                tracing::warn!(video = %video, "importing the tracks of an older run: {}", e.1)
+            }
+        }
+    }
+    Ok(done)
+}
+
 /// A stored tags version, or `None` (with a warning) when it is not a valid
 /// [`Tags`], as versions written by older servers may not be.
 fn parse_tags(bytes: &[u8], id: &str, what: &str) -> Option<Tags> {
@@ -134,25 +171,10 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
     })?;
     let (manifest, base) = read_manifest(app, &prefix).await?;
 
+    // The run's tracks were stored as version 1 when its job completed
+    // (or by `import_old_runs` for older runs): a GET only reads.
     let vid = id.to_owned();
-    let mut history = app.db(move |c| c.caption_versions(&vid)).await?;
-    if history.is_empty() {
-        // First look: the recognised tracks become version 1.
-        for t in manifest.tracks() {
-            let key = format!("{base}{}", t.files.json);
-            let file: CaptionFile = serde_json::from_slice(&app.store.get_bytes(&key).await?)
-                .map_err(|e| ApiError::internal(format!("{key}: {e}")))?;
-            let cues = serde_json::to_string(&file.cues).map_err(ApiError::internal)?;
-            let (vid, track, status, reason) =
-                (id.to_owned(), t.name(), t.status.as_str(), t.reason.clone());
-            app.db(move |c| {
-                c.add_caption_version(&vid, &track, "whisper", status, reason.as_deref(), &cues)
-            })
-            .await?;
-        }
-        let vid = id.to_owned();
-        history = app.db(move |c| c.caption_versions(&vid)).await?;
-    }
+    let history = app.db(move |c| c.caption_versions(&vid)).await?;
     let mut tracks = stemfeed_queue::CaptionVersion::latest_of(&history)
         .into_iter()
         .map(|v| {

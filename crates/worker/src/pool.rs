@@ -25,7 +25,7 @@ use stemfeed_core::{Config, Profile};
 use stemfeed_pipeline::contract::{JobSpec, Manifest, StageRequest, StageSettings};
 use stemfeed_pipeline::isolate::{Answer, Isolation, Limits, run_stage};
 use stemfeed_pipeline::{Fault, Stage, StageError};
-use stemfeed_queue::{Catalog, Claim, Failure, Heartbeat, JobState};
+use stemfeed_queue::{Catalog, Claim, Failure, FirstCaption, Heartbeat, JobState};
 use stemfeed_store::ObjectStore;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -783,6 +783,25 @@ fn verify_outputs(out: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The run's recognised tracks as the catalog's first caption versions,
+/// read from the verified outputs.
+fn first_captions(out: &Path, manifest: &Manifest) -> Result<Vec<FirstCaption>, String> {
+    manifest
+        .tracks()
+        .iter()
+        .map(|t| {
+            let path = out.join(t.files.json_path()?);
+            let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", t.files.json))?;
+            Ok(FirstCaption {
+                track: t.name(),
+                status: t.status.as_str().to_owned(),
+                reason: t.reason.clone(),
+                cues: t.cues_json(&bytes)?,
+            })
+        })
+        .collect()
+}
+
 /// Uploads the run, completes the job under the lease, then repoints the
 /// video's manifest.
 async fn publish(
@@ -797,6 +816,14 @@ async fn publish(
         JobError::from(StageError::new(
             &video.original_name,
             Stage::Tagging,
+            Fault::Crash,
+            format!("refusing the outputs: {e}"),
+        ))
+    })?;
+    let captions = first_captions(&job.out, &manifest).map_err(|e| {
+        JobError::from(StageError::new(
+            &video.original_name,
+            Stage::Captions,
             Fault::Crash,
             format!("refusing the outputs: {e}"),
         ))
@@ -822,7 +849,7 @@ async fn publish(
         run_prefix.clone(),
     );
     match catalog_call(&shared.catalog, "completing the job", move |c| {
-        c.complete(job_id, &token, &who, &p)
+        c.complete(job_id, &token, &who, &p, &captions)
     })
     .await
     {
