@@ -16,6 +16,8 @@ PACKAGES=(
   # Tests: generated speech, audio measurement, output verification, and a
   # Python virtual environment for the S3-protocol test server.
   espeak-ng sox ffmpeg python3-venv zzuf
+  # The HTTPS test: a throwaway certificate, and a client that speaks h2.
+  openssl curl
   # Curator UI: Urdu in a Nastaliq font (Noto Nastaliq Urdu is in
   # fonts-noto-core), and the real browser the end-to-end test drives.
   fonts-noto-core chromium chromium-driver

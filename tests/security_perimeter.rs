@@ -298,4 +298,118 @@ fn behind_https_the_session_cookie_is_secure_and_host_only() {
         );
     }
     assert!(!cookie.contains("domain="), "{cookie}");
+    assert!(
+        ok.header("strict-transport-security").is_some(),
+        "an https public URL pins browsers to it: {ok:?}"
+    );
+}
+
+/// `serve` with `[server] tls_cert` and `tls_key` speaks HTTPS itself
+/// (HTTP/2 and HTTP/1.1 by ALPN), refuses plain HTTP on that port, and a
+/// key that does not parse stops the start with its path named.
+#[test]
+fn serve_speaks_https_with_a_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("running openssl (Debian package openssl)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = dir.path().join("stemfeed.toml");
+    let write_config = |key: &std::path::Path| {
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\npublic_url = \"https://127.0.0.1\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+    };
+    write_config(&key);
+    let server = Server::start(&["--no-worker", "--config", config.to_str().unwrap()]);
+    let https = server.url.replace("http://", "https://");
+    let curl = |args: &[&str]| {
+        std::process::Command::new("curl")
+            .args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(&cert)
+            .args(args)
+            .output()
+            .expect("running curl")
+    };
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = curl(&[
+            flag,
+            "-D",
+            "-",
+            "-w",
+            "\nversion=%{http_version}",
+            &format!("{https}/healthz"),
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("\nok") && text.ends_with(&format!("version={version}")),
+            "{text}"
+        );
+        assert!(
+            text.contains("strict-transport-security: max-age="),
+            "{text}"
+        );
+    }
+    // Plain HTTP on the TLS port gets no answer; the server stays up.
+    let plain = curl(&[&format!("{}/healthz", server.url)]);
+    assert!(
+        !plain.status.success() || plain.stdout.is_empty(),
+        "{plain:?}"
+    );
+    assert!(curl(&[&format!("{https}/healthz")]).status.success());
+    drop(server);
+
+    // A key file that is not a key: the start fails, naming it.
+    let bad = dir.path().join("not-a-key.pem");
+    std::fs::write(&bad, "not a key\n").unwrap();
+    write_config(&bad);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stemfeed"))
+        .env_remove("STEMFEED_CONFIG")
+        .env("STEMFEED_DATA_DIR", dir.path().join("data"))
+        .args([
+            "serve",
+            "--no-worker",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("tls_key") && err.contains("not-a-key.pem"),
+        "{err}"
+    );
 }

@@ -164,7 +164,10 @@ fn the_public_gets_only_published_media_and_approved_captions() {
             .collect();
         saves.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    assert!(codes.iter().all(|c| *c < 400), "concurrent saves: {codes:?}");
+    assert!(
+        codes.iter().all(|c| *c < 400),
+        "concurrent saves: {codes:?}"
+    );
     assert_eq!(get(&url(&approved_vtt), None).0, 404);
     assert_eq!(
         get(&url(&format!("/media/{video}/hls/subs/{track}.m3u8")), None).0,

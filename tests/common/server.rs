@@ -144,6 +144,48 @@ impl Server {
     }
 }
 
+impl Server {
+    /// A curator's decision on a whole video (`decision=approve`, or
+    /// `decision=reject&reason=...`), posted with an API token; the status.
+    pub fn decide(&self, curator: &str, video: &str, form: &str) -> u16 {
+        agent()
+            .post(&format!("{}/review/{video}/decision", self.url))
+            .header("authorization", &format!("Bearer {curator}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(form.as_bytes())
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// One short spoken English clip, submitted, processed and approved
+    /// after a curator looked at it: the video id. Needs the default models.
+    pub fn approved_video(
+        &self,
+        submitter: &str,
+        curator: &str,
+        dir: &Path,
+        speech: &str,
+    ) -> String {
+        let wav = super::espeak(dir, "approved.wav", "en", speech);
+        let clip = super::video_with(dir, "approved.mp4", &wav);
+        let out = self.submit(submitter, &clip, &["--title", speech, "--language", "en"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let submitted: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let video = submitted["video"].as_str().unwrap().to_owned();
+        self.wait_for_state(submitter, &video, "in-review", Duration::from_secs(300));
+        let (code, _) = get(&format!("{}/review/{video}", self.url), Some(curator));
+        assert_eq!(code, 200);
+        let code = self.decide(curator, &video, "decision=approve");
+        assert!(code < 400, "approving {video}: {code}");
+        video
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill")

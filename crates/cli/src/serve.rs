@@ -88,6 +88,8 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         config.server.check().map_err(anyhow::Error::msg)?;
+        // A bad certificate or key stops the start, before anything listens.
+        stemfeed_server::tls_acceptor(&config.server).map_err(anyhow::Error::msg)?;
         let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let server = ServerSettings::new(&config.server, addr);
@@ -101,7 +103,7 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
             max_upload_bytes: args.max_upload_mib * 1024 * 1024,
             max_attempts: config.worker.max_attempts,
             server: server.clone(),
-            guard: auth::Guard::default(),
+            guard: auth::Guard::from_config(&config.server),
             uploads: tus::Uploads::new(tus::UploadLimits {
                 expiry: std::time::Duration::from_secs(args.upload_expiry_seconds.max(1)),
                 max_open_per_submitter: args.max_open_uploads,

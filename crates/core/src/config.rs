@@ -185,6 +185,22 @@ pub struct ServerConfig {
     pub upload_idle_timeout_seconds: u64,
     /// Requests handled at once; more are answered 503 at once.
     pub max_concurrent_requests: usize,
+    /// PEM certificate chain; with `tls_key`, `serve` speaks HTTPS itself
+    /// (rustls). Without them it speaks plain HTTP, for a proxy in front.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Failed logins for one user name within `login_window_minutes`
+    /// before that name is refused (429) until the window ends.
+    pub login_failures_per_name: u32,
+    /// Failed logins from one client address (IPv6: its /64) within the
+    /// window; higher, since many people can share an address.
+    pub login_failures_per_address: u32,
+    pub login_window_minutes: u64,
+    /// A session unused this long ends.
+    pub session_idle_minutes: u64,
+    /// A session ends this long after its login, used or not.
+    pub session_max_hours: u64,
 }
 
 impl Default for ServerConfig {
@@ -198,6 +214,13 @@ impl Default for ServerConfig {
             request_timeout_seconds: 30,
             upload_idle_timeout_seconds: 60,
             max_concurrent_requests: 512,
+            tls_cert: None,
+            tls_key: None,
+            login_failures_per_name: 10,
+            login_failures_per_address: 50,
+            login_window_minutes: 15,
+            session_idle_minutes: 30,
+            session_max_hours: 12,
         }
     }
 }
@@ -220,6 +243,19 @@ impl ServerConfig {
         }
         if self.form_body_kib == 0 || self.edit_body_kib == 0 || self.max_concurrent_requests == 0 {
             return Err("server limits must be above 0".to_owned());
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(
+                "server.tls_cert and server.tls_key go together: set both or neither".to_owned(),
+            );
+        }
+        if self.login_failures_per_name == 0
+            || self.login_failures_per_address == 0
+            || self.login_window_minutes == 0
+            || self.session_idle_minutes == 0
+            || self.session_max_hours == 0
+        {
+            return Err("server login and session limits must be above 0".to_owned());
         }
         Ok(())
     }

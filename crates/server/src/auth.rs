@@ -91,16 +91,6 @@ pub struct LoginLimits {
     pub window: Duration,
 }
 
-impl Default for LoginLimits {
-    fn default() -> Self {
-        Self {
-            per_name: 10,
-            per_ip: 50,
-            window: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
 /// What a failure is counted against.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -212,17 +202,27 @@ pub enum Busy {
 
 impl Default for Guard {
     fn default() -> Self {
-        let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        Self::new(
-            LoginLimits::default(),
-            cores.clamp(1, 8),
-            Duration::from_secs(30 * 60),
-            Duration::from_secs(12 * 3600),
-        )
+        Self::from_config(&stemfeed_core::config::ServerConfig::default())
     }
 }
 
 impl Guard {
+    /// The limits of `[server]`, with one Argon2 computation per core (at
+    /// most 8) at once.
+    pub fn from_config(c: &stemfeed_core::config::ServerConfig) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        Self::new(
+            LoginLimits {
+                per_name: c.login_failures_per_name,
+                per_ip: c.login_failures_per_address,
+                window: Duration::from_secs(c.login_window_minutes.saturating_mul(60)),
+            },
+            cores.clamp(1, 8),
+            Duration::from_secs(c.session_idle_minutes.saturating_mul(60)),
+            Duration::from_secs(c.session_max_hours.saturating_mul(3600)),
+        )
+    }
+
     /// `hashers`: Argon2 computations at once (each takes ~19 MiB and a core).
     pub fn new(
         limits: LoginLimits,

@@ -28,7 +28,7 @@ use stemfeed_store::ObjectStore;
 use stemfeed_tagging::Tagger;
 
 pub use auth::Caller;
-pub use perimeter::{ServerSettings, serve};
+pub use perimeter::{ServerSettings, serve, tls_acceptor};
 
 /// Shared state of the server.
 #[derive(Debug)]
@@ -219,20 +219,18 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/captions/{video}/{file}", get(media::captions))
         .route(
             "/static/review.js",
-            get(|| async {
-                (
-                    [("content-type", "text/javascript")],
-                    include_str!("../static/review.js"),
-                )
+            get(|headers: HeaderMap| async move {
+                static JS: media::Embedded =
+                    media::Embedded::new("text/javascript", include_str!("../static/review.js"));
+                JS.respond(&headers)
             }),
         )
         .route(
             "/static/review.css",
-            get(|| async {
-                (
-                    [("content-type", "text/css")],
-                    include_str!("../static/review.css"),
-                )
+            get(|headers: HeaderMap| async move {
+                static CSS: media::Embedded =
+                    media::Embedded::new("text/css", include_str!("../static/review.css"));
+                CSS.respond(&headers)
             }),
         )
         .fallback(|| async { ApiError::not_found() })

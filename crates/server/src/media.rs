@@ -1,21 +1,38 @@
-//! Media for players: files of a published run, with HTTP range requests
-//! from the local store, or a redirect to a presigned URL on S3; and caption
+//! Media for players: files of a published run from the local store
+//! through tower-http's `ServeFile` (HEAD, byte ranges, Last-Modified), with
+//! the validators it lacks added here (a strong ETag, If-None-Match,
+//! If-Match, If-Range), or a redirect to a presigned URL on S3; and caption
 //! files rendered from the newest caption version. Approved videos are
-//! public; anything else needs a curator.
+//! public; anything else needs a curator. The review UI's embedded script
+//! and style sheet ([`Embedded`]) use the same validators.
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::UNIX_EPOCH;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use httpdate::HttpDate;
 use serde::Serialize;
+use sha2::Digest;
 use stemfeed_captions::{Cue, Track};
 use stemfeed_pipeline::Manifest;
 use stemfeed_queue::{CaptionVersion, Job, JobState, Role};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tower_http::services::ServeFile;
 
 use crate::{ApiError, App, view};
+
+/// Public files of a run: a run never changes once written.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Generated for the public (a rewritten playlist, an approved caption
+/// file): it changes when a curator decides, so caches revalidate each use,
+/// which the ETag makes a 304.
+const REVALIDATE: &str = "public, no-cache";
+/// What only a curator may see: never kept by a shared cache, which could
+/// hand it to the public under the same URL.
+const PRIVATE: &str = "private, no-cache";
 
 /// Whether the caller is a curator (full access to everything).
 async fn is_curator(app: &App, headers: &HeaderMap) -> Result<bool, ApiError> {
@@ -158,31 +175,10 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-/// A single `bytes=` range against a file of `len` bytes: (start, end inclusive).
-pub fn parse_range(value: &str, len: u64) -> Option<(u64, u64)> {
-    let spec = value.strip_prefix("bytes=")?.trim();
-    if spec.contains(',') || len == 0 {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = if a.is_empty() {
-        let n: u64 = b.parse().ok()?;
-        (len.saturating_sub(n), len - 1)
-    } else {
-        let start: u64 = a.parse().ok()?;
-        let end = if b.is_empty() {
-            len - 1
-        } else {
-            b.parse::<u64>().ok()?.min(len - 1)
-        };
-        (start, end)
-    };
-    (start <= end && start < len).then_some((start, end))
-}
-
 pub async fn media(
     State(app): State<Arc<App>>,
     Path((video, path)): Path<(String, String)>,
+    method: Method,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     view::check_video_id(&video).map_err(|_| ApiError::not_found())?;
@@ -206,17 +202,12 @@ pub async fn media(
         tracing::debug!(video = %video, "media path refused: {e}");
         ApiError::not_found()
     })?;
+    // What the public may fetch of this run as it is stored; the master
+    // playlist is public only rewritten, so a curator's raw copy is not.
+    let public = job.state == JobState::Approved
+        && published(manifest, &path)
+        && path != manifest.hls.master;
     if !curator {
-        let playlist = |body: String| {
-            (
-                [
-                    ("content-type", content_type(&path)),
-                    ("cache-control", "no-cache"),
-                ],
-                body,
-            )
-                .into_response()
-        };
         // Subtitle playlists point at the approved version, never the
         // recogniser's file; only approved tracks have one.
         if let Some(track) = path
@@ -226,11 +217,8 @@ pub async fn media(
             if !public_tracks(&app, &job).await?.iter().any(|t| t == track) {
                 return Err(ApiError::not_found());
             }
-            return Ok(playlist(subtitle_playlist(
-                &video,
-                track,
-                manifest.duration_s(),
-            )));
+            let body = subtitle_playlist(&video, track, manifest.duration_s());
+            return Ok(generated(&headers, content_type(&path), REVALIDATE, body));
         }
         if !published(manifest, &path) {
             return Err(ApiError::not_found());
@@ -238,51 +226,242 @@ pub async fn media(
         if path == manifest.hls.master {
             let bytes = app.store.get_bytes(&key).await?;
             let text = String::from_utf8_lossy(&bytes);
-            let public = public_tracks(&app, &job).await?;
-            return Ok(playlist(public_master(&text, &public)));
+            let tracks = public_tracks(&app, &job).await?;
+            let body = public_master(&text, &tracks);
+            return Ok(generated(&headers, content_type(&path), REVALIDATE, body));
         }
         // Public media only, and short-lived.
         if let Some(url) = app.store.presign_get(&key, PRESIGN_TTL).await? {
             return Ok(Redirect::temporary(&url).into_response());
         }
     }
+    let cache = if public { IMMUTABLE } else { PRIVATE };
     let Some(file_path) = app.store.local_path(&key) else {
         // A store that neither presigns nor has files: send the bytes.
         let bytes = app.store.get_bytes(&key).await?;
-        return Ok(([("content-type", content_type(&path))], bytes).into_response());
+        return Ok((
+            [
+                (header::CONTENT_TYPE, content_type(&path)),
+                (header::CACHE_CONTROL, cache),
+            ],
+            bytes,
+        )
+            .into_response());
     };
-    let mut file = tokio::fs::File::open(&file_path)
+    serve_file(
+        method,
+        &headers,
+        &key,
+        file_path,
+        content_type(&path),
+        cache,
+    )
+    .await
+}
+
+/// A run's file through tower-http's `ServeFile`, which answers HEAD, one
+/// byte range (416 for several), Last-Modified, If-Modified-Since and
+/// If-Unmodified-Since. It has no entity tags, so what needs one is decided
+/// here first (RFC 9110 section 13.2.2): If-Match (412), If-None-Match (304;
+/// it overrides If-Modified-Since) and If-Range (a stale validator gets the
+/// whole file).
+async fn serve_file(
+    method: Method,
+    headers: &HeaderMap,
+    key: &str,
+    file: PathBuf,
+    content_type: &'static str,
+    cache: &'static str,
+) -> Result<Response, ApiError> {
+    let meta = tokio::fs::metadata(&file)
         .await
-        .map_err(|_| ApiError::not_found())?;
-    let len = file.metadata().await.map_err(ApiError::internal)?.len();
-    let range = headers.get("range").and_then(|v| v.to_str().ok());
-    let (status, start, end) = match range {
-        None => (StatusCode::OK, 0, len.saturating_sub(1)),
-        Some(r) => match parse_range(r, len) {
-            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
-            None => {
-                return Ok((
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    [("content-range", format!("bytes */{len}"))],
-                )
-                    .into_response());
-            }
-        },
+        .ok()
+        .filter(std::fs::Metadata::is_file)
+        .ok_or_else(ApiError::not_found)?;
+    let tag = file_etag(key, &meta);
+    let modified = meta.modified().ok().map(HttpDate::from);
+    let validators = |status: StatusCode| {
+        let mut resp = status.into_response();
+        set_validators(resp.headers_mut(), &tag, cache);
+        resp
     };
-    let count = if len == 0 { 0 } else { end - start + 1 };
-    file.seek(std::io::SeekFrom::Start(start))
+    let mut ask = Request::new(Body::empty());
+    *ask.method_mut() = method;
+    let forward = ask.headers_mut();
+    match if_match(headers, &tag) {
+        Some(false) => return Ok(validators(StatusCode::PRECONDITION_FAILED)),
+        Some(true) => {}
+        None => copy(headers, forward, header::IF_UNMODIFIED_SINCE),
+    }
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        if none_match(headers, &tag) {
+            return Ok(validators(StatusCode::NOT_MODIFIED));
+        }
+    } else {
+        copy(headers, forward, header::IF_MODIFIED_SINCE);
+    }
+    if range_applies(headers, &tag, modified) {
+        copy(headers, forward, header::RANGE);
+    }
+    let resp = ServeFile::new(&file)
+        .try_call(ask)
         .await
         .map_err(ApiError::internal)?;
-    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(count)));
-    let mut resp = Response::builder()
-        .status(status)
-        .header("content-type", content_type(&path))
-        .header("accept-ranges", "bytes")
-        .header("content-length", count.to_string());
-    if status == StatusCode::PARTIAL_CONTENT {
-        resp = resp.header("content-range", format!("bytes {start}-{end}/{len}"));
+    if resp.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::not_found());
     }
-    resp.body(body).map_err(ApiError::internal)
+    let (mut parts, body) = resp.into_parts();
+    // Ours, not a guess from the extension; a 416's body is ServeFile's text.
+    if parts.status.is_success() {
+        parts
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    set_validators(&mut parts.headers, &tag, cache);
+    Ok(Response::from_parts(parts, Body::new(body)))
+}
+
+fn copy(from: &HeaderMap, to: &mut HeaderMap, name: header::HeaderName) {
+    if let Some(v) = from.get(&name) {
+        to.insert(name, v.clone());
+    }
+}
+
+fn set_validators(headers: &mut HeaderMap, tag: &str, cache: &'static str) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        headers.insert(header::ETAG, v);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+}
+
+/// A strong validator: a hash of the bytes (never the bytes or a key
+/// themselves: keys are internal).
+fn etag(bytes: &[u8]) -> String {
+    let digest = sha2::Sha256::digest(bytes);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// A strong validator of a stored file without reading it: its key names
+/// the run, whose files never change once written; size and modification
+/// time also tell apart a file rewritten under a key that is not a run's.
+fn file_etag(key: &str, meta: &std::fs::Metadata) -> String {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    etag(format!("{key}\n{}\n{mtime}", meta.len()).as_bytes())
+}
+
+/// The entity tags a conditional header lists (`*` included as itself).
+fn listed<'a>(headers: &'a HeaderMap, name: &header::HeaderName) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
+/// Whether `If-None-Match` names `tag` (weak comparison, as RFC 9110 asks
+/// for this header) or is `*`.
+fn none_match(headers: &HeaderMap, tag: &str) -> bool {
+    listed(headers, &header::IF_NONE_MATCH)
+        .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == tag)
+}
+
+/// Whether `If-Match` holds (strong comparison), or `None` without one.
+fn if_match(headers: &HeaderMap, tag: &str) -> Option<bool> {
+    headers
+        .contains_key(header::IF_MATCH)
+        .then(|| listed(headers, &header::IF_MATCH).any(|t| t == "*" || t == tag))
+}
+
+/// Whether a `Range` is served as a range: with no `If-Range`, or one whose
+/// validator is still current by strong comparison (our ETag, or exactly
+/// the Last-Modified date). A stale one gets the whole file.
+fn range_applies(headers: &HeaderMap, tag: &str, modified: Option<HttpDate>) -> bool {
+    let Some(v) = headers.get(header::IF_RANGE) else {
+        return true;
+    };
+    let Ok(v) = v.to_str().map(str::trim) else {
+        return false;
+    };
+    if v.starts_with('"') || v.starts_with("W/") {
+        return v == tag;
+    }
+    v.parse::<HttpDate>()
+        .ok()
+        .is_some_and(|d| Some(d) == modified)
+}
+
+/// A body with its validator and caching rule, or 304 when the caller has it.
+fn validated(
+    headers: &HeaderMap,
+    tag: &str,
+    content_type: &'static str,
+    cache: &'static str,
+    body: Body,
+) -> Response {
+    let mut resp = if none_match(headers, tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut resp = Response::new(body);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        resp
+    };
+    set_validators(resp.headers_mut(), tag, cache);
+    resp
+}
+
+/// Generated content (a rewritten playlist, a rendered caption file),
+/// validated by a hash of itself.
+fn generated(
+    headers: &HeaderMap,
+    content_type: &'static str,
+    cache: &'static str,
+    body: String,
+) -> Response {
+    validated(
+        headers,
+        &etag(body.as_bytes()),
+        content_type,
+        cache,
+        Body::from(body),
+    )
+}
+
+/// A file compiled into the binary (the review UI's script and style
+/// sheet). Its URL is not versioned, so caches revalidate each use; the
+/// ETag, a hash of the content computed once, makes that a 304.
+#[derive(Debug)]
+pub struct Embedded {
+    content_type: &'static str,
+    body: &'static str,
+    tag: OnceLock<String>,
+}
+
+impl Embedded {
+    pub const fn new(content_type: &'static str, body: &'static str) -> Self {
+        Self {
+            content_type,
+            body,
+            tag: OnceLock::new(),
+        }
+    }
+
+    pub fn respond(&self, headers: &HeaderMap) -> Response {
+        let tag = self.tag.get_or_init(|| etag(self.body.as_bytes()));
+        validated(
+            headers,
+            tag,
+            self.content_type,
+            "public, no-cache",
+            Body::from(self.body),
+        )
+    }
 }
 
 /// `/captions/<video>/<lang>.<kind>.<vtt|srt|json>`: the newest version.
@@ -319,19 +498,14 @@ pub async fn captions(
         .find(|t| t.track == track)
         .ok_or_else(ApiError::not_found)?;
     // Checked again on what is served: an edit may have landed since.
-    if !curator && !track_public(&v.job, &v.history, &t.track, t.version) {
+    let public = track_public(&v.job, &v.history, &t.track, t.version);
+    if !curator && !public {
         return Err(ApiError::not_found());
     }
     let body = render(t, ext)
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "name a .vtt, .srt or .json file"))?;
-    Ok((
-        [
-            ("content-type", content_type(&file)),
-            ("cache-control", "no-cache"),
-        ],
-        body,
-    )
-        .into_response())
+    let cache = if public { REVALIDATE } else { PRIVATE };
+    Ok(generated(&headers, content_type(&file), cache, body))
 }
 
 /// `/captions/<video>/<track>.json` and the exported `edits/<track>.v<n>.json`:
@@ -374,17 +548,61 @@ pub fn render(t: &view::TrackView, ext: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use axum::http::{HeaderMap, HeaderValue};
+    use httpdate::HttpDate;
+
+    use super::{etag, if_match, none_match, range_applies};
+
+    fn with(name: &'static str, v: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(name, HeaderValue::from_str(v).unwrap());
+        h
+    }
 
     #[test]
-    fn ranges() {
-        assert_eq!(parse_range("bytes=0-", 100), Some((0, 99)));
-        assert_eq!(parse_range("bytes=10-19", 100), Some((10, 19)));
-        assert_eq!(parse_range("bytes=90-200", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(parse_range("bytes=100-", 100), None);
-        assert_eq!(parse_range("bytes=5-1", 100), None);
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
+    fn entity_tags() {
+        let tag = etag(b"run output");
+        assert!(tag.starts_with('"') && tag.ends_with('"') && tag.len() == 34);
+        assert!(none_match(&with("if-none-match", &tag), &tag));
+        assert!(none_match(
+            &with("if-none-match", &format!("\"x\", W/{tag}")),
+            &tag
+        ));
+        assert!(none_match(&with("if-none-match", "*"), &tag));
+        assert!(!none_match(&with("if-none-match", "\"x\""), &tag));
+        assert!(!none_match(&HeaderMap::new(), &tag));
+        assert_eq!(if_match(&HeaderMap::new(), &tag), None);
+        assert_eq!(if_match(&with("if-match", &tag), &tag), Some(true));
+        assert_eq!(if_match(&with("if-match", "*"), &tag), Some(true));
+        // If-Match compares strongly: a weak tag never matches.
+        assert_eq!(
+            if_match(&with("if-match", &format!("W/{tag}")), &tag),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn if_range() {
+        let tag = etag(b"run output");
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
+        let modified = Some(HttpDate::from(t));
+        let date = httpdate::fmt_http_date(t);
+        assert!(range_applies(&HeaderMap::new(), &tag, modified));
+        assert!(range_applies(&with("if-range", &tag), &tag, modified));
+        assert!(range_applies(&with("if-range", &date), &tag, modified));
+        assert!(!range_applies(
+            &with("if-range", "\"stale\""),
+            &tag,
+            modified
+        ));
+        assert!(!range_applies(
+            &with("if-range", &format!("W/{tag}")),
+            &tag,
+            modified
+        ));
+        let earlier = httpdate::fmt_http_date(t - std::time::Duration::from_secs(1));
+        assert!(!range_applies(&with("if-range", &earlier), &tag, modified));
+        assert!(!range_applies(&with("if-range", &date), &tag, None));
+        assert!(!range_applies(&with("if-range", "junk"), &tag, modified));
     }
 }

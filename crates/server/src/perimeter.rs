@@ -70,6 +70,8 @@ pub struct Limits {
     request_timeout: Duration,
     upload_idle_timeout: Duration,
     max_concurrent: usize,
+    /// The public URL is https: browsers are told to use nothing else.
+    https: bool,
 }
 
 /// The layers of a route group with small bodies.
@@ -87,6 +89,10 @@ impl Limits {
             request_timeout: Duration::from_secs(c.request_timeout_seconds),
             upload_idle_timeout: Duration::from_secs(c.upload_idle_timeout_seconds),
             max_concurrent: c.max_concurrent_requests,
+            https: c
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
         }
     }
 
@@ -120,6 +126,12 @@ pub fn layers(router: Router, limits: &Limits) -> Router {
     let header = |name, value: &'static str| {
         SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
     };
+    // Only when the public URL is https: over plain HTTP the header would be
+    // ignored, and on a local http setup it must not pin the host to TLS.
+    let hsts_value = limits
+        .https
+        .then(|| HeaderValue::from_static("max-age=31536000"));
+    let hsts = move |_: &Response| hsts_value.clone();
     router
         .layer(CatchPanicLayer::custom(|_| {
             let mut resp = StatusCode::INTERNAL_SERVER_ERROR.into_response();
@@ -147,6 +159,10 @@ pub fn layers(router: Router, limits: &Limits) -> Router {
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header(header::REFERRER_POLICY, "same-origin"))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            hsts,
+        ))
 }
 
 /// What went wrong behind a 500, carried from [`crate::ApiError`] to the
@@ -208,10 +224,52 @@ async fn header_size(State(limit): State<usize>, req: Request, next: Next) -> Re
     next.run(req).await
 }
 
+/// The TLS acceptor for `[server] tls_cert` and `tls_key` (rustls: TLS 1.2
+/// and 1.3, safe default suites, HTTP/2 and HTTP/1.1 by ALPN), or `None`
+/// when neither is set. Errors name the file and what is wrong with it.
+pub fn tls_acceptor(config: &ServerConfig) -> Result<Option<tokio_rustls::TlsAcceptor>, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+        return Ok(None);
+    };
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("server.tls_cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!(
+            "server.tls_cert {}: no certificate in it",
+            cert.display()
+        ));
+    }
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("server.tls_key {}: {e}", key.display()))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS settings: {e}"))?
+    .with_no_client_auth()
+    .with_single_cert(chain, private)
+    .map_err(|e| {
+        format!(
+            "server.tls_cert {} and server.tls_key {}: {e}",
+            cert.display(),
+            key.display()
+        )
+    })?;
+    tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(
+        tls,
+    ))))
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open
 /// requests finish (at most `grace`). Unlike `axum::serve`, the time to send
 /// the headers and their size are bounded (slow-header clients cannot hold
 /// connections open; a huge header block is refused by hyper with 431).
+/// With `[server] tls_cert` and `tls_key` it speaks HTTPS only; the TLS
+/// handshake has the same time limit as the headers.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
@@ -219,6 +277,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
     grace: Duration,
 ) -> std::io::Result<()> {
+    let tls = tls_acceptor(limits).map_err(std::io::Error::other)?;
     let l = Limits::new(limits);
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -258,10 +317,32 @@ pub async fn serve(
                         req
                     },
                 ));
-                let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
-                let conn = graceful.watch(conn);
+                let Some(tls) = &tls else {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection ended: {e}");
+                        }
+                    });
+                    continue;
+                };
+                let (tls, builder, watcher) = (tls.clone(), builder.clone(), graceful.watcher());
+                let handshake_limit = l.header_read_timeout;
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
+                    let stream = match tokio::time::timeout(handshake_limit, tls.accept(stream)).await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, "TLS handshake failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    if let Err(e) = watcher.watch(conn).await {
                         tracing::debug!("connection ended: {e}");
                     }
                 });

@@ -5,77 +5,39 @@
 //! right-to-left in a Nastaliq font), inline editing of text and timing,
 //! approve/reject per track and per video, tag editing. Every edit is a new
 //! version (who, when) and is re-exported to WebVTT/SRT/JSON in the store.
+//! The handlers here check and load; the markup is in `ui/pages.rs`, maud
+//! templates that escape every value they interpolate.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::Form;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{Extensions, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::Markup;
 use stemfeed_captions::{Cue, bidi};
 use stemfeed_queue::{JobState, Role};
 use stemfeed_tagging::{
     GradeEstimate, OffTopicFlag, SubjectTag, TAGS_VERSION, Tags, Taxonomy, TopicTag,
 };
 
-use crate::view::{self, TrackView, VideoView};
+use crate::view::{self, TrackView};
 use crate::{ApiError, App, Caller, auth};
+
+mod pages;
 
 type FormData = Form<HashMap<String, String>>;
 
 /// The subject choice that files a video as not STEM.
 const OFF_TOPIC: &str = "off-topic";
 
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn page(title: &str, caller: Option<&Caller>, body: &str) -> Html<String> {
-    let nav = match caller {
-        Some(c) => format!(
-            "<nav><a href=\"/review\">Review queue</a> <a href=\"/feed.json\">Feed</a> <span class=\"who\">{} ({})</span>\
-             <form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button>Log out</button></form></nav>",
-            esc(&c.name),
-            c.role.as_str(),
-            esc(c.csrf.as_deref().unwrap_or_default())
-        ),
-        None => String::new(),
-    };
-    Html(format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · stemfeed</title><link rel=\"stylesheet\" href=\"/static/review.css\"></head><body>{nav}<main>{body}</main>\
-         <script src=\"/static/review.js\"></script></body></html>",
-        esc(title)
-    ))
-}
-
 /// The signed-in curator, or the response that sends a browser to log in.
 async fn curator(app: &App, headers: &HeaderMap) -> Result<Caller, Response> {
     match app.caller(headers).await {
         Ok(Some(c)) if c.role.allows(Role::Curator) => Ok(c),
-        Ok(Some(c)) => Err((
-            StatusCode::FORBIDDEN,
-            page(
-                "Forbidden",
-                Some(&c),
-                "<h1>Forbidden</h1><p>This page is for curators.</p>",
-            ),
-        )
-            .into_response()),
+        Ok(Some(c)) => Err((StatusCode::FORBIDDEN, pages::forbidden(&c)).into_response()),
         Ok(None) => Err(Redirect::to("/login").into_response()),
         Err(e) => Err(e.into_response()),
     }
@@ -101,15 +63,8 @@ async fn curator_form(
     }
 }
 
-pub async fn login_page() -> Html<String> {
-    page(
-        "Log in",
-        None,
-        "<h1>stemfeed review</h1><form method=\"post\" action=\"/login\" class=\"login\">\
-         <label>Name <input name=\"name\" id=\"name\" autocomplete=\"username\" required></label>\
-         <label>Password <input name=\"password\" id=\"password\" type=\"password\" autocomplete=\"current-password\" required></label>\
-         <button id=\"login\">Log in</button></form>",
-    )
+pub async fn login_page() -> Markup {
+    pages::login_form()
 }
 
 pub async fn login(
@@ -143,13 +98,12 @@ pub async fn login(
         return (
             StatusCode::TOO_MANY_REQUESTS,
             [("retry-after", secs.to_string())],
-            page(
-                "Log in",
-                None,
+            pages::login_refused(
                 &format!(
-                    "<h1>Log in</h1><p class=\"error\">Too many failed logins. Try again in {} minutes.</p>",
+                    "Too many failed logins. Try again in {} minutes.",
                     secs.div_ceil(60)
                 ),
+                false,
             ),
         )
             .into_response();
@@ -174,7 +128,7 @@ pub async fn login(
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 [("retry-after", "5")],
-                page("Log in", None, "<h1>Log in</h1><p class=\"error\">The server is busy. Try again in a moment.</p>"),
+                pages::login_refused("The server is busy. Try again in a moment.", false),
             )
                 .into_response();
         }
@@ -182,7 +136,11 @@ pub async fn login(
     if !ok {
         app.guard.failed(&name, ip);
         tracing::warn!(user = ?name, ip = %from, "login failed");
-        return (StatusCode::UNAUTHORIZED, page("Log in", None, "<h1>Log in</h1><p class=\"error\">Wrong name or password.</p><p><a href=\"/login\">Try again</a></p>")).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            pages::login_refused("Wrong name or password.", true),
+        )
+            .into_response();
     }
     app.guard.succeeded(&name);
     let token = auth::random_token();
@@ -284,37 +242,22 @@ pub async fn queue(
             .total_cmp(&b.weakest_confidence())
             .then(a.video.id.cmp(&b.video.id))
     });
-    let mut rows = String::new();
-    for v in &views {
-        let title = if v.video.title.is_empty() {
-            &v.video.original_name
-        } else {
-            &v.video.title
-        };
-        let _ = write!(
-            rows,
-            "<tr class=\"video-row\" data-video=\"{id}\"><td><a href=\"/review/{id}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td><td>{}</td></tr>",
-            esc(title),
-            esc(v.language().unwrap_or_default()),
-            esc(v.subject().unwrap_or(OFF_TOPIC)),
-            v.tracks
-                .iter()
-                .map(|t| format!("{} {}", esc(&t.track), esc(&t.status)))
-                .collect::<Vec<_>>()
-                .join("<br>"),
-            v.weakest_confidence(),
-            v.job.state.as_str(),
-            id = esc(&v.video.id),
-        );
-    }
-    let options = |name: &str, values: &[&str], current: &str| {
-        let mut s = format!("<select name=\"{name}\"><option value=\"\">any {name}</option>");
-        for v in values {
-            let sel = if *v == current { " selected" } else { "" };
-            let _ = write!(s, "<option{sel}>{v}</option>");
-        }
-        s + "</select>"
-    };
+    let rows: Vec<pages::QueueRow<'_>> = views
+        .iter()
+        .map(|v| pages::QueueRow {
+            id: &v.video.id,
+            title: if v.video.title.is_empty() {
+                &v.video.original_name
+            } else {
+                &v.video.title
+            },
+            language: v.language().unwrap_or_default(),
+            subject: v.subject().unwrap_or(OFF_TOPIC),
+            tracks: &v.tracks,
+            weakest: v.weakest_confidence(),
+            state: v.job.state.as_str(),
+        })
+        .collect();
     let subjects: Vec<&str> = app
         .tagger
         .taxonomy()
@@ -322,125 +265,13 @@ pub async fn queue(
         .iter()
         .map(|s| s.id.as_str())
         .collect();
-    let body = format!(
-        "<h1>Review queue</h1><form method=\"get\" class=\"filters\">{}{}{}<button>Filter</button></form>\
-         <table id=\"queue\"><thead><tr><th>Video</th><th>Language</th><th>Subject</th><th>Caption tracks</th><th>Weakest confidence</th><th>State</th></tr></thead><tbody>{rows}</tbody></table>\
-         <p class=\"note\">{} video(s), weakest captions first.</p>",
-        options(
-            "status",
-            &["in-review", "approved", "rejected", "all"],
-            &status
-        )
-        .replace("any status", "in-review"),
-        options("language", &["ur", "en", "pa", "sd", "ps"], &language),
-        options("subject", &subjects, &subject),
-        views.len()
-    );
-    page("Review queue", Some(&caller), &body).into_response()
-}
-
-fn fmt_time(t: f64) -> String {
-    format!("{t:.3}")
-}
-
-/// Cue text with low-confidence words marked.
-fn marked_words(cue: &Cue) -> String {
-    if cue.words.is_empty() {
-        return esc(&bidi::strip_marks(&cue.text));
-    }
-    cue.words
-        .iter()
-        .map(|w| {
-            let text = esc(bidi::strip_marks(&w.text).trim());
-            if w.probability < 0.5 {
-                format!(
-                    "<mark title=\"confidence {:.2}\">{text}</mark>",
-                    w.probability
-                )
-            } else {
-                text
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn track_panel(v: &VideoView, t: &TrackView, csrf: &str, first: bool) -> String {
-    let rtl = bidi::is_rtl_language(&t.language);
-    // Right-to-left lines in a Nastaliq font (class "rtl" in review.css).
-    let (dir, rtl_class) = if rtl {
-        (" dir=\"rtl\"", " rtl")
-    } else {
-        (" dir=\"ltr\"", "")
+    let filters = pages::Filters {
+        status: &status,
+        language: &language,
+        subject: &subject,
+        subjects: &subjects,
     };
-    let mut rows = String::new();
-    for (i, c) in t.cues.iter().enumerate() {
-        let low = c.confidence.is_some_and(|x| x < 0.6);
-        let _ = write!(
-            rows,
-            "<li class=\"cue{}\" data-start=\"{s}\" data-end=\"{e}\"><button type=\"button\" class=\"cue-time\">▶ {s}</button>\
-             <input class=\"t\" name=\"start_{i}\" value=\"{s}\" size=\"7\"> – <input class=\"t\" name=\"end_{i}\" value=\"{e}\" size=\"7\">\
-             <span class=\"conf\">{}</span><p class=\"words{rtl_class}\" lang=\"{lang}\"{dir}>{}</p>\
-             <textarea name=\"text_{i}\" rows=\"2\" lang=\"{lang}\"{dir} class=\"{rtl_class}\">{}</textarea></li>",
-            if low { " low" } else { "" },
-            c.confidence.map_or(String::new(), |x| format!("{x:.2}")),
-            marked_words(c),
-            esc(&bidi::strip_marks(&c.text)),
-            s = fmt_time(c.start),
-            e = fmt_time(c.end),
-            lang = esc(&t.language),
-            rtl_class = rtl_class,
-        );
-    }
-    let id = &v.video.id;
-    let track = esc(&t.track);
-    format!(
-        "<section class=\"track-panel\" data-track=\"{track}\" data-lang=\"{lang}\"{hidden}>\
-         <h2>{track} <small>v{version} by {author} · {status}{reason}</small></h2>\
-         <form method=\"post\" action=\"/review/{id}/captions/{track}\" class=\"cues\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input type=\"hidden\" name=\"n\" value=\"{n}\">\
-         <ol>{rows}</ol><button class=\"save-captions\">Save captions (new version)</button></form>{history}\
-         <form method=\"post\" action=\"/review/{id}/captions/{track}/decision\" class=\"decision\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><input name=\"reason\" placeholder=\"reason (for a rejection)\">\
-         <button name=\"decision\" value=\"approve\" class=\"approve-track\">Approve track</button>\
-         <button name=\"decision\" value=\"reject\" class=\"reject-track\">Reject track</button></form></section>",
-        lang = esc(&t.language),
-        hidden = if first { "" } else { " hidden" },
-        version = t.version,
-        author = esc(&t.author),
-        status = esc(&t.status),
-        reason = t
-            .reason
-            .as_deref()
-            .map(|r| format!(" ({})", esc(r)))
-            .unwrap_or_default(),
-        n = t.cues.len(),
-        history = history(v, &t.track),
-    )
-}
-
-/// The versions of one track: who changed it, when, and to what status.
-fn history(v: &VideoView, track: &str) -> String {
-    let items: String = v
-        .history
-        .iter()
-        .filter(|h| h.track == track)
-        .rev()
-        .map(|h| {
-            format!(
-                "<li>v{} · {} · {} · {}{}</li>",
-                h.version,
-                esc(&h.status),
-                esc(&h.author),
-                crate::rfc3339(h.created_ms),
-                h.reason
-                    .as_deref()
-                    .map(|r| format!(" · {}", esc(r)))
-                    .unwrap_or_default()
-            )
-        })
-        .collect();
-    format!("<details class=\"history\" open><summary>History</summary><ol>{items}</ol></details>")
+    pages::queue(&caller, &rows, &filters).into_response()
 }
 
 pub async fn video_page(
@@ -456,135 +287,28 @@ pub async fn video_page(
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
-    let csrf = esc(caller.csrf.as_deref().unwrap_or_default());
-    let media = |rel: &str| format!("/media/{}/{}", v.video.id, rel);
-    let mut sources = String::new();
-    let _ = write!(
-        sources,
-        "<source src=\"{}\" type=\"application/vnd.apple.mpegurl\">",
-        esc(&media(&v.manifest.hls.master))
-    );
-    if let Some(mp4) = v.smallest_mp4() {
-        let _ = write!(
-            sources,
-            "<source src=\"{}\" type=\"video/mp4\">",
-            esc(&media(mp4))
-        );
-    }
-    let mut tracks = String::new();
-    let mut select = String::from("<select id=\"track-select\">");
-    for (i, t) in v.tracks.iter().enumerate() {
-        let _ = write!(
-            tracks,
-            "<track kind=\"subtitles\" srclang=\"{l}\" label=\"{tr}\" src=\"/captions/{id}/{tr}.vtt\"{d}>",
-            l = esc(&t.language),
-            tr = esc(&t.track),
-            id = v.video.id,
-            d = if i == 0 { " default" } else { "" }
-        );
-        let _ = write!(
-            select,
-            "<option value=\"{tr}\">{tr} ({})</option>",
-            esc(&t.status),
-            tr = esc(&t.track)
-        );
-    }
-    select.push_str("</select>");
-    let panels: String = v
-        .tracks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| track_panel(&v, t, &csrf, i == 0))
-        .collect();
-    let poster = v
-        .manifest
-        .poster
-        .as_ref()
-        .map(|p| format!(" poster=\"{}\"", esc(&media(&p.path))))
-        .unwrap_or_default();
-    let title = if v.video.title.is_empty() {
-        v.video.original_name.clone()
-    } else {
-        v.video.title.clone()
+    let page = pages::VideoPage {
+        id: &v.video.id,
+        title: if v.video.title.is_empty() {
+            &v.video.original_name
+        } else {
+            &v.video.title
+        },
+        file: &v.video.original_name,
+        duration_s: v.duration_s(),
+        state: v.job.state.as_str(),
+        language: v.language().unwrap_or_default(),
+        hls_master: &v.manifest.hls.master,
+        mp4: v.smallest_mp4(),
+        poster: v.manifest.poster.as_ref().map(|p| p.path.as_str()),
+        tracks: &v.tracks,
+        history: &v.history,
+        tags: v.tags.as_ref(),
+        tags_version: v.tags_version,
+        subject: v.subject().unwrap_or(OFF_TOPIC),
+        taxonomy: app.tagger.taxonomy(),
     };
-
-    // Tag editor.
-    let tags = v.tags.as_ref();
-    let current_subject = v.subject().unwrap_or(OFF_TOPIC);
-    let mut subject_opts = String::new();
-    for s in app
-        .tagger
-        .taxonomy()
-        .subjects
-        .iter()
-        .map(|s| (s.id.as_str(), s.label.as_str()))
-        .chain([(OFF_TOPIC, "Not STEM (off-topic)")])
-    {
-        let sel = if s.0 == current_subject {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            subject_opts,
-            "<option value=\"{}\"{sel}>{}</option>",
-            s.0,
-            esc(s.1)
-        );
-    }
-    let current_band = tags
-        .and_then(|t| t.grade_band.as_ref())
-        .map_or("", |b| b.id.as_str());
-    let mut band_opts = String::from("<option value=\"\">unknown</option>");
-    for b in &app.tagger.taxonomy().grade_bands {
-        let sel = if b.id == current_band {
-            " selected"
-        } else {
-            ""
-        };
-        let _ = write!(
-            band_opts,
-            "<option value=\"{}\"{sel}>{}</option>",
-            b.id,
-            esc(&b.label)
-        );
-    }
-    let hashtags = tags.map(|t| t.hashtags.join(" ")).unwrap_or_default();
-    let topic = tags.and_then(Tags::topic).map_or("", |t| t.id.as_str());
-    let evidence = tags
-        .map(|t| {
-            t.evidence
-                .iter()
-                .take(12)
-                .map(|e| esc(&e.term))
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default();
-
-    let body = format!(
-        "<h1>{title}</h1><p class=\"meta\">{file} · {dur:.1} s · state <b id=\"video-state\">{state}</b> · language {lang}</p>\
-         <div class=\"review\"><div class=\"player\"><video id=\"player\" controls playsinline preload=\"metadata\" crossorigin=\"anonymous\"{poster}>{sources}{tracks}</video>\
-         <p>Caption track: {select}</p>\
-         <form method=\"post\" action=\"/review/{id}/decision\" class=\"decision video-decision\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <input name=\"reason\" placeholder=\"reason (for a rejection)\"><button name=\"decision\" value=\"approve\" id=\"approve-video\">Approve video</button>\
-         <button name=\"decision\" value=\"reject\" id=\"reject-video\">Reject video</button></form>\
-         <form method=\"post\" action=\"/review/{id}/tags\" class=\"tags\"><h2>Tags <small>v{tv}</small></h2><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Subject <select name=\"subject\">{subject_opts}</select></label> <label>Topic <input name=\"topic\" value=\"{topic}\"></label>\
-         <label>Grade band <select name=\"grade_band\">{band_opts}</select></label><label>Hashtags <input name=\"hashtags\" value=\"{hashtags}\" size=\"40\"></label>\
-         <button>Save tags</button><p class=\"note\">Evidence: {evidence}</p></form></div>\
-         <div class=\"cue-list\">{panels}</div></div>",
-        title = esc(&title),
-        file = esc(&v.video.original_name),
-        dur = v.duration_s(),
-        state = v.job.state.as_str(),
-        lang = esc(v.language().unwrap_or_default()),
-        id = v.video.id,
-        tv = v.tags_version,
-        topic = esc(topic),
-        hashtags = esc(&hashtags),
-    );
-    page(&title, Some(&caller), &body).into_response()
+    pages::video(&caller, &page).into_response()
 }
 
 /// Writes a track version's exports next to the video's outputs.
