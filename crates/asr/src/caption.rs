@@ -170,14 +170,14 @@ fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<Strin
             if words::is_non_speech(&w.text) {
                 continue;
             }
-            if !vad::mostly_speech(regions, w.start, w.end) {
+            let Some((start, end)) = vad::snap_to_speech(regions, w.start, w.end) else {
                 dropped.push(format!(
                     "word {:?} at {:.1}s outside speech",
                     w.text, w.start
                 ));
                 continue;
-            }
-            out.push(w);
+            };
+            out.push(Word { start, end, ..w });
         }
     }
     out

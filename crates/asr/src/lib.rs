@@ -12,7 +12,9 @@ pub mod vad;
 pub mod words;
 
 pub use error::AsrError;
-pub use model::{LanguageGuess, Model, ModelInfo, Segment, Task, TranscribeOptions, Transcript};
+pub use model::{
+    DEFAULT_BEAM, LanguageGuess, Model, ModelInfo, Segment, Task, TranscribeOptions, Transcript,
+};
 
 /// Sample rate whisper.cpp expects.
 pub const SAMPLE_RATE: u32 = 16_000;

@@ -43,6 +43,13 @@ pub enum Task {
     Translate,
 }
 
+/// Temperature added per fallback decode.
+const TEMPERATURE_STEP: f32 = 0.2;
+
+/// Beam width by default: that of OpenAI's reference decoder and
+/// faster-whisper.
+pub const DEFAULT_BEAM: usize = 5;
+
 #[derive(Debug, Clone)]
 pub struct TranscribeOptions {
     /// ISO 639-1 code; `None` lets the model detect.
@@ -60,7 +67,7 @@ impl Default for TranscribeOptions {
             language: None,
             task: Task::Transcribe,
             threads: std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
-            beam_size: 1,
+            beam_size: DEFAULT_BEAM,
             initial_prompt: None,
         }
     }
@@ -222,9 +229,21 @@ impl Model {
                 patience: -1.0,
             }
         } else {
-            SamplingStrategy::Greedy { best_of: 1 }
+            // best_of applies to the fallback temperatures only (0 is deterministic).
+            SamplingStrategy::Greedy { best_of: 5 }
         };
         let mut params = FullParams::new(strategy);
+        // Temperature fallback as OpenAI's reference and faster-whisper do:
+        // decode at 0, and again at 0.2, 0.4, … 1.0 (sampling, best of 5)
+        // while the result repeats itself (token entropy below 2.4, whisper.cpp's
+        // counterpart of the compression-ratio test) or is unlikely (mean log
+        // probability below -1) without being silence (no-speech probability
+        // below 0.6). Stated here rather than left to the library's defaults.
+        params.set_temperature(0.0);
+        params.set_temperature_inc(TEMPERATURE_STEP);
+        params.set_entropy_thold(2.4);
+        params.set_logprob_thold(-1.0);
+        params.set_no_speech_thold(0.6);
         params.set_n_threads(opts.threads.max(1) as i32);
         params.set_translate(opts.task == Task::Translate);
         params.set_language(Some(opts.language.as_deref().unwrap_or("auto")));

@@ -101,6 +101,39 @@ pub fn mostly_speech(regions: &[(f64, f64)], start: f64, end: f64) -> bool {
     overlap / len >= 0.5
 }
 
+/// How far outside every speech region a word's timing may fall and still
+/// be taken as a timing error rather than words over silence. Whisper's
+/// token times are coarse at the edges of speech: the first word of a
+/// clip that opens with silence is often stamped 0.0 s, the last words of a
+/// region are often stamped at its end.
+pub const EDGE_TOLERANCE_S: f64 = 1.0;
+
+/// A word's span moved into speech: unchanged when it lies mostly inside a
+/// region; clamped into the nearest region when it lies within
+/// [`EDGE_TOLERANCE_S`] of it; `None` when it is far from all speech.
+pub fn snap_to_speech(regions: &[(f64, f64)], start: f64, end: f64) -> Option<(f64, f64)> {
+    if mostly_speech(regions, start, end) {
+        return Some((start, end));
+    }
+    let gap = |(s, e): &(f64, f64)| {
+        if end < *s {
+            s - end
+        } else if start > *e {
+            start - e
+        } else {
+            0.0
+        }
+    };
+    let nearest = regions.iter().min_by(|a, b| gap(a).total_cmp(&gap(b)))?;
+    if gap(nearest) > EDGE_TOLERANCE_S {
+        return None;
+    }
+    let (s, e) = *nearest;
+    let len = (end - start).clamp(0.05, (e - s).max(0.05));
+    let start = start.clamp(s, (e - len).max(s));
+    Some((start, (start + len).min(e)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,5 +148,19 @@ mod tests {
         let r = [(1.0, 2.0)];
         assert!(mostly_speech(&r, 1.2, 1.8));
         assert!(!mostly_speech(&r, 1.9, 3.0));
+    }
+
+    #[test]
+    fn words_at_the_edges_of_speech_are_moved_in_words_far_away_dropped() {
+        let r = [(0.9, 3.0), (6.0, 7.0)];
+        assert_eq!(snap_to_speech(&r, 1.2, 1.5), Some((1.2, 1.5)));
+        // Stamped at 0.0 s before speech that starts at 0.9 s.
+        assert_eq!(snap_to_speech(&r, 0.0, 0.3), Some((0.9, 1.2)));
+        // Stamped past the end of the first region.
+        let (s, e) = snap_to_speech(&r, 3.2, 3.6).unwrap();
+        assert!((s - 2.6).abs() < 1e-9 && (e - 3.0).abs() < 1e-9, "{s} {e}");
+        // Words in the middle of a long silence are not speech.
+        assert_eq!(snap_to_speech(&r, 4.2, 4.6), None);
+        assert_eq!(snap_to_speech(&[], 1.0, 2.0), None);
     }
 }

@@ -13,6 +13,7 @@
 pub mod bidi;
 pub mod cue;
 pub mod file;
+pub mod score;
 pub mod script;
 pub mod segment;
 pub mod srt;

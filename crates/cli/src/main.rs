@@ -10,6 +10,7 @@ use stemfeed_core::Config;
 mod accounts_cmd;
 mod captions_cmd;
 mod doctor;
+mod eval_cmd;
 mod jobs_cmd;
 mod models_cmd;
 mod probe_cmd;
@@ -74,6 +75,9 @@ enum Command {
     Worker(worker_cmd::WorkerArgs),
     /// Transcribe (or translate) the speech in an audio or video file.
     Transcribe(transcribe::TranscribeArgs),
+    /// Measure accuracy on your own recordings (word and character error rates).
+    #[command(subcommand)]
+    Eval(eval_cmd::EvalCommand),
     /// Internal: the isolated process a worker runs one stage in.
     #[command(hide = true)]
     Stage(stage_cmd::StageArgs),
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tokens(cmd) => accounts_cmd::tokens(cmd, &config),
         Command::Worker(args) => worker_cmd::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
+        Command::Eval(cmd) => eval_cmd::run(cmd, &config),
         Command::Stage(_) => unreachable!("handled before the configuration is read"),
     }
 }

@@ -27,7 +27,7 @@ pub struct TranscribeArgs {
     #[arg(long)]
     translate: bool,
     /// Beam size (1 = greedy decoding).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = stemfeed_asr::DEFAULT_BEAM)]
     beam: usize,
     /// Print the transcript as JSON.
     #[arg(long)]

@@ -109,6 +109,40 @@ pub fn language_models(settings: &StageSettings) -> Result<BTreeMap<String, Path
         .collect()
 }
 
+/// The caption policy's options for a profile, the stage settings and a
+/// video's hints: what the caption stage runs with, and what `stemfeed eval
+/// asr` measures.
+pub fn options(
+    profile: &Profile,
+    settings: &StageSettings,
+    tagger: &Tagger,
+    hints: &Hints,
+    fps: u32,
+) -> Result<CaptionOptions, CaptionError> {
+    let c = &profile.captions;
+    let rules = Rules {
+        max_line_graphemes: c.max_line_graphemes,
+        max_lines: c.max_lines,
+        min_duration: c.min_cue_seconds,
+        max_duration: c.max_cue_seconds,
+        min_gap: f64::from(c.min_gap_frames) / f64::from(fps.max(1)),
+        max_cps: c.max_chars_per_second,
+        ..Rules::default()
+    };
+    Ok(CaptionOptions {
+        allowed: c.languages.clone(),
+        hint: hints.language.clone(),
+        threads: settings.asr.threads,
+        beam_size: c.beam_size,
+        prompt: prompt(tagger, hints),
+        rules,
+        translate: c.translate,
+        language_models: language_models(settings).map_err(CaptionError::Models)?,
+        gpu: settings.asr.gpu,
+        transliterate_gurmukhi: c.punjabi_gurmukhi_to_shahmukhi,
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     model_file: &Path,
@@ -121,28 +155,7 @@ pub fn run(
     out: &Path,
     duration_s: f64,
 ) -> Result<Captions, CaptionError> {
-    let c = &profile.captions;
-    let rules = Rules {
-        max_line_graphemes: c.max_line_graphemes,
-        max_lines: c.max_lines,
-        min_duration: c.min_cue_seconds,
-        max_duration: c.max_cue_seconds,
-        min_gap: f64::from(c.min_gap_frames) / f64::from(fps.max(1)),
-        max_cps: c.max_chars_per_second,
-        ..Rules::default()
-    };
-    let opts = CaptionOptions {
-        allowed: c.languages.clone(),
-        hint: hints.language.clone(),
-        threads: settings.asr.threads,
-        beam_size: c.beam_size,
-        prompt: prompt(tagger, hints),
-        rules,
-        translate: c.translate,
-        language_models: language_models(settings).map_err(CaptionError::Models)?,
-        gpu: settings.asr.gpu,
-        transliterate_gurmukhi: c.punjabi_gurmukhi_to_shahmukhi,
-    };
+    let opts = options(profile, settings, tagger, hints, fps)?;
     let t = Instant::now();
     let model =
         stemfeed_asr::Model::load(model_file, settings.asr.gpu).map_err(CaptionError::Load)?;
