@@ -101,6 +101,31 @@ const STOCK_PHRASES: &[&str] = &[
 /// probability says ("you" is its best-known hallucination).
 const STOCK_WORDS: &[&str] = &["you", "bye"];
 const STOCK_NO_SPEECH: f32 = 0.1;
+/// Whisper's names for sounds, written as a whole segment when it hears no
+/// words ("Music.", "Applause"): its own verdict that the span is not speech.
+const SOUND_LABELS: &[&str] = &[
+    "music",
+    "background music",
+    "instrumental music",
+    "upbeat music",
+    "applause",
+    "laughter",
+    "laughs",
+    "silence",
+    "noise",
+    "singing",
+    "cheering",
+];
+
+fn is_sound_label(text: &str) -> bool {
+    let t: String = text
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
+        .collect();
+    let t = t.split_whitespace().collect::<Vec<_>>().join(" ");
+    SOUND_LABELS.contains(&t.as_str())
+}
 
 fn is_stock_phrase(text: &str) -> bool {
     let t: String = text
@@ -143,6 +168,10 @@ fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<Strin
         }
         if mean_p < VERY_LOW_CONFIDENCE {
             dropped.push(format!("{label}: confidence {mean_p:.2}"));
+            continue;
+        }
+        if is_sound_label(&seg.text) {
+            dropped.push(format!("{label}: a sound, not words"));
             continue;
         }
         if is_stock_word(&seg.text) {
@@ -492,4 +521,30 @@ fn choose_language(
         runner_up,
         decoding_scores,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sound_labels_are_whole_segments_only() {
+        assert!(is_sound_label(" Music."));
+        assert!(is_sound_label("[Background Music]"));
+        assert!(is_sound_label("(applause)"));
+        assert!(!is_sound_label(
+            "Music theory explains why this chord sounds sad."
+        ));
+        assert!(!is_sound_label("the noise of the engine"));
+    }
+
+    #[test]
+    fn stock_phrases_and_words() {
+        assert!(is_stock_phrase(" Thank you for watching!"));
+        assert!(!is_stock_phrase(
+            "Thank you, Newton, for the laws of motion."
+        ));
+        assert!(is_stock_word(" you"));
+        assert!(!is_stock_word("young"));
+    }
 }

@@ -303,7 +303,61 @@ impl Model {
         Ok(Transcript {
             language,
             task: opts.task,
-            segments,
+            segments: repair_times(segments, pcm.len() as f64 / f64::from(crate::SAMPLE_RATE)),
         })
+    }
+}
+
+/// Beam search sometimes ends a window on a timestamp pair that gives its
+/// last segment no length (7.0 → 7.0). Such a segment ends where its last
+/// token does, else where the next segment starts, else where the audio
+/// does; no segment ends after the audio.
+fn repair_times(mut segments: Vec<Segment>, audio_s: f64) -> Vec<Segment> {
+    let starts: Vec<f64> = segments.iter().map(|s| s.start).collect();
+    for (i, seg) in segments.iter_mut().enumerate() {
+        seg.start = seg.start.clamp(0.0, audio_s);
+        if seg.end <= seg.start {
+            let token_end = seg.tokens.iter().map(|t| t.end).fold(f64::MIN, f64::max);
+            let next = starts.get(i + 1).copied().unwrap_or(audio_s);
+            seg.end = if token_end > seg.start {
+                token_end
+            } else if next > seg.start {
+                next
+            } else {
+                audio_s
+            };
+        }
+        seg.end = seg.end.min(audio_s);
+    }
+    segments
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(start: f64, end: f64, token_end: f64) -> Segment {
+        Segment {
+            start,
+            end,
+            text: String::new(),
+            no_speech_probability: 0.0,
+            tokens: vec![crate::words::Token {
+                bytes: Vec::new(),
+                start,
+                end: token_end,
+                probability: 1.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn segments_without_length_end_where_their_words_or_the_audio_do() {
+        let fixed = repair_times(
+            vec![seg(0.0, 7.0, 6.9), seg(7.0, 7.0, 7.8), seg(8.0, 8.0, 8.0)],
+            8.1,
+        );
+        let times: Vec<(f64, f64)> = fixed.iter().map(|s| (s.start, s.end)).collect();
+        assert_eq!(times, [(0.0, 7.0), (7.0, 7.8), (8.0, 8.1)]);
     }
 }
