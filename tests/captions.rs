@@ -192,7 +192,14 @@ fn urdu_speech_is_detected_and_written_in_arabic_script_right_to_left() {
         manifest["captions"]["language"]
     );
     let transcript = track(&manifest, "transcript");
-    assert_eq!(transcript["status"], "ok", "{transcript}");
+    // Right script, guards passed, but the base model is measured to get
+    // most Urdu words wrong on real speech: a draft that says so.
+    assert_eq!(transcript["status"], "draft", "{transcript}");
+    let reason = transcript["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("model base") && reason.contains("% of words wrong"),
+        "{transcript}"
+    );
     let cues = parsed_cues(&out.join(transcript["files"]["vtt"].as_str().unwrap()));
     assert!(!cues.is_empty());
     for c in &cues {

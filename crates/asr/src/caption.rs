@@ -33,6 +33,36 @@ pub struct CaptionOptions {
     /// EXPERIMENTAL: transliterate Gurmukhi Punjabi output to Shahmukhi
     /// (the track stays a draft).
     pub transliterate_gurmukhi: bool,
+    /// Per spoken language: the model used for it and its measured word
+    /// error rate on real speech, where measured.
+    pub measured_wer: std::collections::BTreeMap<String, (String, f64)>,
+    /// Above this measured rate a track is a draft.
+    pub max_measured_wer: f64,
+    /// Below this mean word confidence a track is a draft.
+    pub min_mean_confidence: f32,
+    /// The Silero VAD model (ggml) that finds speech; without it, WebRTC's
+    /// VAD, which hears music as speech.
+    pub speech_detector: Option<std::path::PathBuf>,
+}
+
+/// Why a track that passed every guard still cannot be called `ok`: the
+/// model is measured to get most words of this language wrong, or Whisper
+/// itself was unsure of the words.
+fn accuracy_doubt(language: &str, words: &[Word], opts: &CaptionOptions) -> Option<String> {
+    if let Some((model, wer)) = opts.measured_wer.get(language)
+        && *wer > opts.max_measured_wer
+    {
+        return Some(format!(
+            "model {model} gets {:.0}% of words wrong on real {language} speech (measured with `stemfeed eval asr`); check every line",
+            wer * 100.0
+        ));
+    }
+    if words.is_empty() {
+        return None;
+    }
+    let mean = words.iter().map(|w| w.probability).sum::<f32>() / words.len() as f32;
+    (mean < opts.min_mean_confidence)
+        .then(|| format!("Whisper's mean word confidence is {mean:.2}; check every line"))
 }
 
 /// Detection margins below this are settled by decoding with each candidate.
@@ -56,6 +86,8 @@ pub struct CaptionTrack {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptionResult {
+    /// `silero` or `webrtc`.
+    pub speech_detector: &'static str,
     pub language: Option<LanguageChoice>,
     pub speech_seconds: f64,
     pub speech_regions: Vec<(f64, f64)>,
@@ -230,10 +262,18 @@ pub fn caption(
     pcm: &[f32],
     opts: &CaptionOptions,
 ) -> Result<CaptionResult, AsrError> {
-    let regions = vad::speech_regions(pcm);
+    // Silero tells speech from music; WebRTC's detector only from silence.
+    let (regions, speech_detector) = match &opts.speech_detector {
+        Some(path) => (
+            crate::silero::SileroVad::load(path)?.speech_regions(pcm)?,
+            "silero",
+        ),
+        None => (vad::speech_regions(pcm), "webrtc"),
+    };
     let speech_seconds = vad::speech_seconds(&regions);
     if regions.is_empty() {
         return Ok(CaptionResult {
+            speech_detector,
             language: None,
             speech_seconds,
             speech_regions: regions,
@@ -319,7 +359,10 @@ pub fn caption(
             )),
             c,
         ),
-        (None, Ok(c)) => (Status::Ok, None, c),
+        (None, Ok(c)) => match accuracy_doubt(&lang, &transcript_words, opts) {
+            Some(why) => (Status::Draft, Some(why), c),
+            None => (Status::Ok, None, c),
+        },
         (None, Err(why)) => {
             let hint = if lang == "pa" && ScriptCounts::of(&text).gurmukhi > 0 {
                 " (Gurmukhi output: Shahmukhi transliteration is not available yet)"
@@ -364,7 +407,13 @@ pub fn caption(
         let text = join(&english);
         let (status, reason) = match (needs_human(&lang), script::check("en", &text)) {
             (Some(why), _) => (Status::NeedsHuman, Some(why)),
-            (None, Ok(_)) => (Status::Ok, None),
+            (None, Ok(_)) => match accuracy_doubt(&lang, &english, opts) {
+                Some(why) => (
+                    Status::Draft,
+                    Some(format!("translated from {lang}: {why}")),
+                ),
+                None => (Status::Ok, None),
+            },
             (None, Err(why)) => (Status::Draft, Some(format!("script guard: {why}"))),
         };
         tracks.push(CaptionTrack {
@@ -384,6 +433,7 @@ pub fn caption(
         });
     }
     Ok(CaptionResult {
+        speech_detector,
         language: Some(language),
         speech_seconds,
         speech_regions: regions,

@@ -8,6 +8,7 @@
 pub mod caption;
 mod error;
 mod model;
+pub mod silero;
 pub mod vad;
 pub mod words;
 

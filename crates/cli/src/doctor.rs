@@ -148,8 +148,15 @@ fn check_models(config: &Config, deep: bool) -> Vec<Check> {
     }
     if deep {
         for m in store.list().unwrap_or_default() {
-            let ok = store.verify(&m).unwrap_or(false)
-                && stemfeed_asr::Model::load(&m.file, false).is_ok();
+            let loads = match m.kind {
+                stemfeed_models::store::ModelKind::Whisper => {
+                    stemfeed_asr::Model::load(&m.file, false).is_ok()
+                }
+                stemfeed_models::store::ModelKind::Vad => {
+                    stemfeed_asr::silero::SileroVad::load(&m.file).is_ok()
+                }
+            };
+            let ok = store.verify(&m).unwrap_or(false) && loads;
             checks.push(Check {
                 area: "models",
                 status: if ok { Status::Ok } else { Status::Fail },

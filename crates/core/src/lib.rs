@@ -3,6 +3,7 @@
 //! This crate must stay light: no GStreamer, no whisper.cpp, no AWS SDK. Every
 //! other crate depends on it, so anything heavy here slows the whole build.
 
+pub mod accuracy;
 pub mod config;
 pub mod media_info;
 pub mod profile;

@@ -89,6 +89,22 @@ pub struct CaptionSettings {
     /// it to Shahmukhi (the track is always a draft).
     #[serde(default)]
     pub punjabi_gurmukhi_to_shahmukhi: bool,
+    /// A track whose model's measured word error rate for its language
+    /// (`models/accuracy.toml`) is above this is a draft, the rate in its
+    /// reason.
+    #[serde(default = "default_max_measured_wer")]
+    pub max_measured_wer: f64,
+    /// A track whose mean word confidence is below this is a draft.
+    #[serde(default = "default_min_mean_confidence")]
+    pub min_mean_confidence: f32,
+}
+
+fn default_max_measured_wer() -> f64 {
+    0.5
+}
+
+fn default_min_mean_confidence() -> f32 {
+    0.5
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

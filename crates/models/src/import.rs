@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::ct2::Ct2Model;
 use crate::error::ModelError;
-use crate::ggml::{HParams, Plan};
+use crate::ggml::{HParams, Plan, Precision};
 use crate::mel;
 use crate::vocab::Vocabulary;
 
@@ -18,12 +18,17 @@ pub struct ImportReport {
     pub ct2_variables: usize,
     pub vocabulary_tokens: usize,
     pub bytes: u64,
+    pub precision: Precision,
 }
 
 /// Converts `dir` (model.bin + vocabulary.txt, as faster-whisper ships them)
 /// into the ggml file `output`. The file appears atomically: it is written
 /// beside its destination and renamed only once complete.
-pub fn import_dir(dir: &Path, output: &Path) -> Result<ImportReport, ModelError> {
+pub fn import_dir(
+    dir: &Path,
+    output: &Path,
+    precision: Precision,
+) -> Result<ImportReport, ModelError> {
     if !dir.is_dir() {
         return Err(ModelError::MissingFile {
             path: dir.to_path_buf(),
@@ -46,7 +51,7 @@ pub fn import_dir(dir: &Path, output: &Path) -> Result<ImportReport, ModelError>
     }
     let model = Ct2Model::open(&model_bin)?;
     let vocab = Vocabulary::read(&vocab_path)?;
-    let plan = Plan::new(&model)?;
+    let plan = Plan::new(&model, precision)?;
     check_vocabulary(&vocab, &plan.hparams, &vocab_path)?;
 
     let filters = mel::filterbank(plan.hparams.n_mels);
@@ -81,6 +86,7 @@ pub fn import_dir(dir: &Path, output: &Path) -> Result<ImportReport, ModelError>
         ct2_variables: model.variable_count(),
         vocabulary_tokens: vocab.tokens.len(),
         bytes,
+        precision,
     })
 }
 

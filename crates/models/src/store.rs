@@ -31,12 +31,29 @@ pub struct InstalledModel {
     /// Where it came from, for the operator: wheels, an imported directory, a URL.
     pub source: String,
     pub installed_unix: u64,
+    /// Whisper model or voice-activity detector; metadata written before VAD
+    /// models existed has no kind and is a Whisper model.
+    #[serde(default)]
+    pub kind: ModelKind,
+}
+
+/// What an installed ggml file is for: whisper.cpp loads the two kinds with
+/// different functions.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    #[default]
+    Whisper,
+    /// Silero voice-activity detector (`whisper_vad_init_*`).
+    Vad,
 }
 
 impl InstalledModel {
     /// Human summary of the languages the model covers.
     pub fn languages(&self) -> &'static str {
-        if self.multilingual {
+        if self.kind == ModelKind::Vad {
+            "speech detector (VAD)"
+        } else if self.multilingual {
             "99 languages (multilingual)"
         } else {
             "English only"
@@ -122,6 +139,30 @@ impl ModelStore {
         hparams: &HParams,
         source: String,
     ) -> Result<InstalledModel, ModelError> {
+        let class = hparams.size_name();
+        let multilingual = hparams.is_multilingual();
+        self.commit_as(name, ggml, ModelKind::Whisper, multilingual, class, source)
+    }
+
+    /// Moves a finished ggml VAD file into place and records its metadata.
+    pub fn commit_vad(
+        &self,
+        name: &str,
+        ggml: &Path,
+        source: String,
+    ) -> Result<InstalledModel, ModelError> {
+        self.commit_as(name, ggml, ModelKind::Vad, false, "vad", source)
+    }
+
+    fn commit_as(
+        &self,
+        name: &str,
+        ggml: &Path,
+        kind: ModelKind,
+        multilingual: bool,
+        size_class: &str,
+        source: String,
+    ) -> Result<InstalledModel, ModelError> {
         validate_name(name)?;
         self.ensure_root()?;
         let dest = self.model_path(name);
@@ -133,12 +174,13 @@ impl ModelStore {
                 .map_err(ModelError::io(&dest))?
                 .len(),
             sha256: sha256_file(&dest).map_err(ModelError::io(&dest))?,
-            multilingual: hparams.is_multilingual(),
-            size_class: hparams.size_name().to_owned(),
+            multilingual,
+            size_class: size_class.to_owned(),
             source,
             installed_unix: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            kind,
         };
         let meta_path = self.metadata_path(name);
         let tmp = meta_path.with_extension("json.partial");

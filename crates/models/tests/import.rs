@@ -7,6 +7,7 @@ use std::path::Path;
 
 use stemfeed_models::ModelError;
 use stemfeed_models::ct2::write_for_tests;
+use stemfeed_models::ggml::Precision;
 use stemfeed_models::import::import_dir;
 
 const D: usize = 64;
@@ -265,7 +266,7 @@ fn imports_a_whisper_model_in_whisper_cpp_layout() {
     let dir = tempfile::tempdir().unwrap();
     model_dir(dir.path(), &tiny_whisper("WhisperSpec"), true);
     let out = dir.path().join("out/model.ggml");
-    let report = import_dir(dir.path(), &out).unwrap();
+    let report = import_dir(dir.path(), &out, Precision::F16).unwrap();
     assert_eq!(report.hparams.n_audio_layer, 1);
     assert!(report.hparams.is_multilingual());
 
@@ -326,7 +327,7 @@ fn rejects_truncated_model_bin() {
     let full = tiny_whisper("WhisperSpec");
     model_dir(dir.path(), &full[..full.len() / 2], true);
     let out = dir.path().join("model.ggml");
-    let err = import_dir(dir.path(), &out).unwrap_err();
+    let err = import_dir(dir.path(), &out, Precision::F16).unwrap_err();
     assert!(matches!(err, ModelError::Truncated { .. }), "{err:?}");
     let msg = err.to_string();
     assert!(
@@ -340,7 +341,7 @@ fn rejects_truncated_model_bin() {
 fn rejects_a_model_cut_inside_its_header() {
     let dir = tempfile::tempdir().unwrap();
     model_dir(dir.path(), &tiny_whisper("WhisperSpec")[..9], true);
-    let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
+    let err = import_dir(dir.path(), &dir.path().join("m"), Precision::F16).unwrap_err();
     assert!(matches!(err, ModelError::Truncated { .. }), "{err}");
 }
 
@@ -348,7 +349,7 @@ fn rejects_a_model_cut_inside_its_header() {
 fn rejects_wrong_spec_name() {
     let dir = tempfile::tempdir().unwrap();
     model_dir(dir.path(), &tiny_whisper("TransformerSpec"), true);
-    let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
+    let err = import_dir(dir.path(), &dir.path().join("m"), Precision::F16).unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, ModelError::WrongSpec { .. }), "{msg}");
     assert!(
@@ -361,7 +362,7 @@ fn rejects_wrong_spec_name() {
 fn rejects_missing_vocabulary() {
     let dir = tempfile::tempdir().unwrap();
     model_dir(dir.path(), &tiny_whisper("WhisperSpec"), false);
-    let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
+    let err = import_dir(dir.path(), &dir.path().join("m"), Precision::F16).unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(
@@ -392,7 +393,7 @@ fn rejects_a_vocabulary_from_another_model() {
         .collect::<Vec<_>>()
         .join("\n");
     std::fs::write(dir.path().join("vocabulary.txt"), english).unwrap();
-    let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
+    let err = import_dir(dir.path(), &dir.path().join("m"), Precision::F16).unwrap_err();
     assert!(err.to_string().contains("50257"), "{err}");
 }
 
@@ -400,6 +401,6 @@ fn rejects_a_vocabulary_from_another_model() {
 fn rejects_a_file_that_is_not_ctranslate2() {
     let dir = tempfile::tempdir().unwrap();
     model_dir(dir.path(), b"<html>404 Not Found</html>", true);
-    let err = import_dir(dir.path(), &dir.path().join("m")).unwrap_err();
+    let err = import_dir(dir.path(), &dir.path().join("m"), Precision::F16).unwrap_err();
     assert!(matches!(err, ModelError::NotCt2 { .. }), "{err}");
 }

@@ -56,6 +56,9 @@ impl CaptionError {
     }
 }
 
+/// The installed name of the Silero VAD model.
+const SPEECH_DETECTOR: &str = "silero-vad";
+
 /// Whisper's prompt holds about 224 tokens; stay well inside it.
 const PROMPT_CHARS: usize = 400;
 
@@ -140,7 +143,35 @@ pub fn options(
         language_models: language_models(settings).map_err(CaptionError::Models)?,
         gpu: settings.asr.gpu,
         transliterate_gurmukhi: c.punjabi_gurmukhi_to_shahmukhi,
+        measured_wer: c
+            .languages
+            .iter()
+            .filter_map(|lang| {
+                let model = settings.asr.models.get(lang).unwrap_or(&settings.asr.model);
+                let wer = stemfeed_core::accuracy::measured_wer(model, lang)?;
+                Some((lang.clone(), (model.clone(), wer)))
+            })
+            .collect(),
+        max_measured_wer: c.max_measured_wer,
+        min_mean_confidence: c.min_mean_confidence,
+        speech_detector: speech_detector(settings),
     })
+}
+
+/// The installed Silero VAD model, if any (`stemfeed models install
+/// default` installs it); without it the stage falls back to WebRTC's VAD
+/// and says so in the log.
+fn speech_detector(settings: &StageSettings) -> Option<PathBuf> {
+    let store = stemfeed_models::ModelStore::new(&settings.models_dir);
+    match store.get(SPEECH_DETECTOR) {
+        Ok(Some(m)) if m.kind == stemfeed_models::store::ModelKind::Vad => Some(m.file),
+        other => {
+            tracing::warn!(
+                "speech detector {SPEECH_DETECTOR} not installed ({other:?}); using WebRTC's VAD, which hears music as speech: run `stemfeed models install default`"
+            );
+            None
+        }
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
