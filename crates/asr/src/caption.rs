@@ -133,6 +133,9 @@ const STOCK_PHRASES: &[&str] = &[
 /// probability says ("you" is its best-known hallucination).
 const STOCK_WORDS: &[&str] = &["you", "bye"];
 const STOCK_NO_SPEECH: f32 = 0.1;
+/// A stock phrase this long after the last words kept (or with none
+/// before it) stands alone: over music, Whisper's sign-off, not speech.
+const STOCK_ALONE_S: f64 = 3.0;
 /// Whisper's names for sounds, written as a whole segment when it hears no
 /// words ("Music.", "Applause"): its own verdict that the span is not speech.
 const SOUND_LABELS: &[&str] = &[
@@ -185,6 +188,9 @@ const MAX_COMPRESSION: f64 = 2.4;
 /// Words from a transcript after the hallucination guards.
 fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<String>) -> Vec<Word> {
     let mut out = Vec::new();
+    // End of the last segment kept, to tell a stock phrase that closes
+    // speech from one standing alone over music.
+    let mut last_kept: Option<f64> = None;
     for seg in &t.segments {
         let seg_words = words::tokens_to_words(&seg.tokens);
         let texts: Vec<&str> = seg_words.iter().map(|w| w.text.as_str()).collect();
@@ -210,12 +216,16 @@ fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<Strin
             dropped.push(format!("{label}: lone stock word"));
             continue;
         }
-        if seg.no_speech_probability > STOCK_NO_SPEECH && is_stock_phrase(&seg.text) {
-            dropped.push(format!(
-                "{label}: stock phrase with no-speech probability {:.2}",
-                seg.no_speech_probability
-            ));
-            continue;
+        if is_stock_phrase(&seg.text) {
+            let alone = last_kept.is_none_or(|end| seg.start - end > STOCK_ALONE_S);
+            if seg.no_speech_probability > STOCK_NO_SPEECH || alone {
+                dropped.push(format!(
+                    "{label}: stock phrase with no-speech probability {:.2}{}",
+                    seg.no_speech_probability,
+                    if alone { ", not following speech" } else { "" }
+                ));
+                continue;
+            }
         }
         let repeat = words::longest_repeat(&texts);
         if repeat > MAX_REPEAT {
@@ -227,19 +237,23 @@ fn guarded_words(t: &Transcript, regions: &[(f64, f64)], dropped: &mut Vec<Strin
             dropped.push(format!("{label}: compression ratio {ratio:.1}"));
             continue;
         }
+        // Whether a segment is speech is judged on the segment, whose times
+        // are reliable; its words' own times are not (Whisper stamps the
+        // last words of a clip at the end of the audio, the first at 0 s),
+        // so words of a segment that is speech are moved into speech, never
+        // dropped for their stamps.
+        if vad::snap_to_speech(regions, seg.start, seg.end.max(seg.start + 0.01)).is_none() {
+            dropped.push(format!("{label}: outside speech"));
+            continue;
+        }
         for w in seg_words {
             if words::is_non_speech(&w.text) {
                 continue;
             }
-            let Some((start, end)) = vad::snap_to_speech(regions, w.start, w.end) else {
-                dropped.push(format!(
-                    "word {:?} at {:.1}s outside speech",
-                    w.text, w.start
-                ));
-                continue;
-            };
+            let (start, end) = vad::clamp_to_speech(regions, w.start, w.end);
             out.push(Word { start, end, ..w });
         }
+        last_kept = Some(seg.end);
     }
     out
 }

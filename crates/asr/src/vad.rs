@@ -134,6 +134,23 @@ pub fn snap_to_speech(regions: &[(f64, f64)], start: f64, end: f64) -> Option<(f
     Some((start, (start + len).min(e)))
 }
 
+/// A word's span inside speech: unchanged when mostly inside a region,
+/// else moved into the nearest region (at any distance). For words of a
+/// segment already judged to be speech.
+pub fn clamp_to_speech(regions: &[(f64, f64)], start: f64, end: f64) -> (f64, f64) {
+    if regions.is_empty() || mostly_speech(regions, start, end) {
+        return (start, end);
+    }
+    let gap = |(s, e): &(f64, f64)| (s - end).max(start - e).max(0.0);
+    let (s, e) = *regions
+        .iter()
+        .min_by(|a, b| gap(a).total_cmp(&gap(b)))
+        .expect("not empty");
+    let len = (end - start).clamp(0.05, (e - s).max(0.05));
+    let start = start.clamp(s, (e - len).max(s));
+    (start, (start + len).min(e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,5 +179,15 @@ mod tests {
         // Words in the middle of a long silence are not speech.
         assert_eq!(snap_to_speech(&r, 4.2, 4.6), None);
         assert_eq!(snap_to_speech(&[], 1.0, 2.0), None);
+    }
+
+    #[test]
+    fn words_of_speech_segments_are_clamped_at_any_distance() {
+        let r = [(0.9, 3.0)];
+        // The last word stamped at the end of a 6.7 s clip.
+        let (s, e) = clamp_to_speech(&r, 6.5, 6.7);
+        assert!((s - 2.8).abs() < 1e-9 && (e - 3.0).abs() < 1e-9, "{s} {e}");
+        assert_eq!(clamp_to_speech(&r, 1.0, 1.5), (1.0, 1.5));
+        assert_eq!(clamp_to_speech(&[], 4.0, 4.5), (4.0, 4.5));
     }
 }

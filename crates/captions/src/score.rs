@@ -25,7 +25,73 @@ pub fn normalise(language: &str, text: &str) -> Vec<String> {
             Fold::Drop => {}
         }
     }
-    out.split_whitespace().map(str::to_owned).collect()
+    let words: Vec<String> = out.split_whitespace().map(str::to_owned).collect();
+    if language == "en" {
+        english_numbers(words)
+    } else {
+        words
+    }
+}
+
+/// English cardinals up to 99 as digits ("twenty one" → "21", "eight" →
+/// "8"), so a transcript that writes digits and a reference that spells
+/// them (or the reverse) compare by what was said.
+fn english_numbers(words: Vec<String>) -> Vec<String> {
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let unit = |w: &str| UNITS.iter().position(|u| *u == w);
+    let ten = |w: &str| TENS.iter().position(|t| *t == w).map(|i| (i + 2) * 10);
+    let mut out = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i].as_str();
+        if let Some(t) = ten(w) {
+            match words
+                .get(i + 1)
+                .and_then(|n| unit(n))
+                .filter(|u| (1..10).contains(u))
+            {
+                Some(u) => {
+                    out.push((t + u).to_string());
+                    i += 2;
+                }
+                None => {
+                    out.push(t.to_string());
+                    i += 1;
+                }
+            }
+        } else if let Some(u) = unit(w) {
+            out.push(u.to_string());
+            i += 1;
+        } else {
+            out.push(words[i].clone());
+            i += 1;
+        }
+    }
+    out
 }
 
 enum Fold {
@@ -151,6 +217,19 @@ mod tests {
         let e = Errors::of("en", "the cat sat on the mat", "the cat sat on a hat");
         assert_eq!((e.word_edits, e.words), (2, 6));
         assert_eq!(e.chars, 17);
+    }
+
+    #[test]
+    fn english_numbers_compare_as_digits() {
+        assert_eq!(
+            normalise("en", "Eight of spades, twenty one pilots, forty"),
+            ["8", "of", "spades", "21", "pilots", "40"]
+        );
+        assert_eq!(
+            Errors::of("en", "eight of clubs", "8 of clubs").word_edits,
+            0
+        );
+        assert_eq!(normalise("en", "someone"), ["someone"]);
     }
 
     #[test]

@@ -587,10 +587,14 @@ impl Tagger {
             .flat_map(|s| s.topics.iter().map(|t| t.id.as_str()))
             .take(3)
             .collect();
+        // Nothing in the title or description points to a topic: no terms.
+        // A generic list of science words in the prompt is not harmless: on
+        // speech about something else (or in another script) Whisper writes
+        // the prompt's words back ("Newton, force, energy, energy…").
+        if topics.is_empty() {
+            return Vec::new();
+        }
         for s in &self.taxonomy.subjects {
-            if topics.is_empty() {
-                out.extend(s.prompt.iter().cloned());
-            }
             for t in s.topics.iter().filter(|t| topics.contains(&t.id.as_str())) {
                 out.extend(t.terms.en.iter().take(10).cloned());
                 if urdu {
