@@ -302,7 +302,14 @@ fn script_guard_catches_a_wrong_forced_language() {
         // Every segment dropped: never published as ok.
         assert_eq!(transcript["status"], "needs-human", "{transcript}");
     } else if devanagari > latin {
-        assert_eq!(transcript["status"], "ok", "{transcript} {text}");
+        // The right script for hi: not a script failure. It may still be a
+        // draft for low confidence (espeak Urdu heard as Hindi often is).
+        let reason = transcript["reason"].as_str().unwrap_or_default();
+        assert!(
+            transcript["status"] == "ok"
+                || (transcript["status"] == "draft" && reason.contains("confidence")),
+            "{transcript} {text}"
+        );
     } else {
         assert_eq!(transcript["status"], "draft", "{transcript} {text}");
         assert!(

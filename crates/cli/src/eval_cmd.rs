@@ -58,6 +58,10 @@ pub struct AsrEvalArgs {
     /// Also write stemfeed's transcripts as file<TAB>hypothesis.
     #[arg(long)]
     save_hypotheses: Option<PathBuf>,
+    /// Also write each clip's transcript track as WebVTT (`<clip>.vtt`) into
+    /// this folder, to review how decoding changes move cues.
+    #[arg(long)]
+    cues_out: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -258,6 +262,13 @@ pub fn run(cmd: EvalCommand, config: &Config) -> anyhow::Result<ExitCode> {
                         .join(" ")
                 })
                 .unwrap_or_default();
+            if let (Some(dir), Some(t)) = (&args.cues_out, transcript) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let path = dir.join(format!("{}.vtt", r.file));
+                std::fs::write(&path, stemfeed_captions::webvtt::write(&t.track))
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
             let cues = result.tracks.iter().map(|t| t.track.cues.len()).sum();
             let audio_s = pcm.len() as f64 / f64::from(stemfeed_asr::SAMPLE_RATE);
             let mut clip = scored(
