@@ -236,10 +236,14 @@ pub async fn queue(
             }
         }
     }
-    // Weakest captions first: they need a curator most.
+    // Videos with a track the caption stage could not call ok (a draft, or
+    // one a person must caption) first, then the weakest captions: they
+    // need a curator most.
+    let doubtful = |v: &view::VideoView| doubtful(v.tracks.iter().map(|t| t.status.as_str()));
     views.sort_by(|a, b| {
-        a.weakest_confidence()
-            .total_cmp(&b.weakest_confidence())
+        doubtful(b)
+            .cmp(&doubtful(a))
+            .then(a.weakest_confidence().total_cmp(&b.weakest_confidence()))
             .then(a.video.id.cmp(&b.video.id))
     });
     let rows: Vec<pages::QueueRow<'_>> = views
@@ -646,9 +650,22 @@ pub async fn video_decision(
     back_to_video(&id, result)
 }
 
+/// Whether any of these track statuses asks a curator to check every line.
+fn doubtful<'a>(mut statuses: impl Iterator<Item = &'a str>) -> bool {
+    statuses.any(|s| s == "draft" || s == "needs-human")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+
+    #[test]
+    fn drafts_and_tracks_for_a_person_come_first() {
+        assert!(super::doubtful(["ok", "draft"].into_iter()));
+        assert!(super::doubtful(["needs-human"].into_iter()));
+        assert!(!super::doubtful(["ok", "approved", "edited"].into_iter()));
+        assert!(!super::doubtful(std::iter::empty()));
+    }
 
     use stemfeed_tagging::{Document, Tagger, Tags, Taxonomy};
 
