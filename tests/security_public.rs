@@ -13,14 +13,7 @@ use common::server::{Server, agent, get};
 
 /// A curator's form POST with an API token (no session, so no CSRF token).
 fn post(server: &Server, token: &str, path: &str, body: &str) -> u16 {
-    agent()
-        .post(&format!("{}{path}", server.url))
-        .header("authorization", &format!("Bearer {token}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send(body.as_bytes())
-        .unwrap()
-        .status()
-        .as_u16()
+    server.post_form(token, path, body)
 }
 
 fn feed_item(server: &Server, video: &str) -> Option<serde_json::Value> {

@@ -148,9 +148,15 @@ impl Server {
     /// A curator's decision on a whole video (`decision=approve`, or
     /// `decision=reject&reason=...`), posted with an API token; the status.
     pub fn decide(&self, curator: &str, video: &str, form: &str) -> u16 {
+        self.post_form(curator, &format!("/review/{video}/decision"), form)
+    }
+
+    /// A form POST to `path` with an API token (no session, so no CSRF
+    /// token); the status.
+    pub fn post_form(&self, token: &str, path: &str, form: &str) -> u16 {
         agent()
-            .post(&format!("{}/review/{video}/decision", self.url))
-            .header("authorization", &format!("Bearer {curator}"))
+            .post(&format!("{}{path}", self.url))
+            .header("authorization", &format!("Bearer {token}"))
             .header("content-type", "application/x-www-form-urlencoded")
             .send(form.as_bytes())
             .unwrap()
