@@ -115,37 +115,31 @@ pub fn snap_to_speech(regions: &[(f64, f64)], start: f64, end: f64) -> Option<(f
     if mostly_speech(regions, start, end) {
         return Some((start, end));
     }
-    let gap = |(s, e): &(f64, f64)| {
-        if end < *s {
-            s - end
-        } else if start > *e {
-            start - e
-        } else {
-            0.0
-        }
-    };
-    let nearest = regions.iter().min_by(|a, b| gap(a).total_cmp(&gap(b)))?;
-    if gap(nearest) > EDGE_TOLERANCE_S {
-        return None;
-    }
-    let (s, e) = *nearest;
-    let len = (end - start).clamp(0.05, (e - s).max(0.05));
-    let start = start.clamp(s, (e - len).max(s));
-    Some((start, (start + len).min(e)))
+    let (region, gap) = nearest_region(regions, start, end)?;
+    (gap <= EDGE_TOLERANCE_S).then(|| place_in(region, start, end))
 }
 
 /// A word's span inside speech: unchanged when mostly inside a region,
 /// else moved into the nearest region (at any distance). For words of a
 /// segment already judged to be speech.
 pub fn clamp_to_speech(regions: &[(f64, f64)], start: f64, end: f64) -> (f64, f64) {
-    if regions.is_empty() || mostly_speech(regions, start, end) {
+    if mostly_speech(regions, start, end) {
         return (start, end);
     }
-    let gap = |(s, e): &(f64, f64)| (s - end).max(start - e).max(0.0);
-    let (s, e) = *regions
+    nearest_region(regions, start, end)
+        .map_or((start, end), |(region, _)| place_in(region, start, end))
+}
+
+/// The region closest to [start, end] and the gap to it (0 when they touch).
+fn nearest_region(regions: &[(f64, f64)], start: f64, end: f64) -> Option<((f64, f64), f64)> {
+    regions
         .iter()
-        .min_by(|a, b| gap(a).total_cmp(&gap(b)))
-        .expect("not empty");
+        .map(|&(s, e)| ((s, e), (s - end).max(start - e).max(0.0)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// [start, end] moved (its length kept where it fits) inside `region`.
+fn place_in((s, e): (f64, f64), start: f64, end: f64) -> (f64, f64) {
     let len = (end - start).clamp(0.05, (e - s).max(0.05));
     let start = start.clamp(s, (e - len).max(s));
     (start, (start + len).min(e))
