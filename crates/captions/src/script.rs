@@ -75,6 +75,15 @@ impl ScriptCounts {
         c
     }
 
+    /// Adds another text's counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.arabic += other.arabic;
+        self.devanagari += other.devanagari;
+        self.gurmukhi += other.gurmukhi;
+        self.latin += other.latin;
+        self.other += other.other;
+    }
+
     pub fn words(&self) -> usize {
         self.arabic + self.devanagari + self.gurmukhi + self.latin + self.other
     }

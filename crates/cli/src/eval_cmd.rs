@@ -152,6 +152,9 @@ struct LanguageResult {
     cer: f64,
     /// Words in the script the product writes this language in, of all words.
     script_share: f64,
+    /// Words per script over the language's clips.
+    #[serde(skip)]
+    script: ScriptCounts,
     /// Cues produced (for `music`: each one is a hallucination).
     cues: usize,
     audio_s: f64,
@@ -302,6 +305,7 @@ pub fn run(cmd: EvalCommand, config: &Config) -> anyhow::Result<ExitCode> {
         let l = languages.entry(c.language.clone()).or_default();
         l.clips += 1;
         l.errors.add(c.errors);
+        l.script.add(&c.script);
         l.cues += c.cues;
         l.audio_s += c.audio_s;
         l.seconds += c.seconds;
@@ -314,15 +318,7 @@ pub fn run(cmd: EvalCommand, config: &Config) -> anyhow::Result<ExitCode> {
         } else {
             0.0
         };
-        let mut s = ScriptCounts::default();
-        for c in clips.iter().filter(|c| &c.language == language) {
-            s.arabic += c.script.arabic;
-            s.latin += c.script.latin;
-            s.gurmukhi += c.script.gurmukhi;
-            s.devanagari += c.script.devanagari;
-            s.other += c.script.other;
-        }
-        l.script_share = expected_share(language, &s);
+        l.script_share = expected_share(language, &l.script);
     }
     if let Some(path) = &args.save_hypotheses {
         let text: String = clips
