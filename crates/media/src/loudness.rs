@@ -1,10 +1,20 @@
 //! EBU R128 loudness: measure the input as it will be output (the profile's
-//! rate and channel layout), then choose one gain that brings it to the
-//! target without pushing the true peak over the ceiling.
+//! rate and channel layout), then bring it to the target with one gain and,
+//! where that gain would push peaks over the true-peak ceiling, a
+//! look-ahead limiter instead of a smaller gain.
 //!
-//! The meter is fed from the decoder's appsink as buffers arrive: nothing
-//! holds the whole programme, and the decode stops (refusing the file) once
-//! it runs past its declared duration plus a margin.
+//! The meter is fed from the decoder's appsink as buffers arrive, and the
+//! decode stops (refusing the file) once it runs past its declared duration
+//! plus a margin. The samples are kept (bounded by that duration) so the
+//! limiter can be planned with the whole programme in view, applied to them,
+//! and the result metered again: the manifest records what the renditions
+//! will measure, not a guess.
+//!
+//! The limiter's gain is one value per millisecond: it ramps down linearly
+//! over a 5 ms look-ahead before each peak (measured as a true peak, 4×
+//! oversampled by the EBU meter) and recovers with a 100 ms time constant,
+//! as broadcast limiters and ffmpeg's `loudnorm` do. The transcoder applies
+//! the same curve to the same decoded samples, counted from the first.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -20,6 +30,15 @@ const SILENCE_LUFS: f64 = -70.0;
 /// Quiet recordings are lifted at most this much, so room noise under a
 /// whisper is not amplified into a roar.
 const MAX_BOOST_DB: f64 = 24.0;
+/// The limiter takes at most this much off a peak; beyond it the gain is
+/// lowered instead (heavier limiting audibly flattens speech).
+const MAX_LIMITING_DB: f64 = 12.0;
+/// Kept between the limiter's ceiling and the profile's: AAC encoding
+/// overshoots peaks a little.
+const CODEC_HEADROOM_DB: f64 = 2.0;
+const BLOCKS_PER_SECOND: u32 = 1000;
+const ATTACK_BLOCKS: usize = 5;
+const RELEASE_BLOCKS: f32 = 100.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Loudness {
@@ -31,10 +50,82 @@ pub struct Loudness {
     pub true_peak_max_dbtp: f64,
     /// Gain applied to every rendition, dB.
     pub applied_gain_db: f64,
-    /// Loudness the renditions should have after the gain.
+    /// Loudness of the audio after the gain and the limiter (metered on the
+    /// processed samples before AAC encoding when the limiter ran).
     pub expected_lufs: Option<f64>,
     /// Why the gain differs from `target - measured`, if it does.
     pub limited_by: Option<String>,
+    /// Largest reduction the limiter applied to a peak, dB (0 when it did not run).
+    pub limiter_max_reduction_db: f64,
+    /// True peak after the gain and the limiter, dBTP.
+    pub output_true_peak_dbtp: Option<f64>,
+    /// The limiter's gain curve, for the transcoder.
+    #[serde(skip)]
+    pub limiter: Option<Arc<GainEnvelope>>,
+}
+
+/// The limiter's gain: one linear factor (≤ 1) per block of frames, applied
+/// per frame by interpolating between neighbouring blocks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GainEnvelope {
+    block_frames: usize,
+    gains: Vec<f32>,
+}
+
+impl GainEnvelope {
+    /// Multiplies interleaved `samples`, whose first frame is frame number
+    /// `first_frame` of the programme, by the curve.
+    pub fn apply(&self, first_frame: u64, samples: &mut [f32], channels: usize) {
+        let channels = channels.max(1);
+        for (i, frame) in samples.chunks_mut(channels).enumerate() {
+            let g = self.at(first_frame + i as u64);
+            frame.iter_mut().for_each(|s| *s *= g);
+        }
+    }
+
+    fn at(&self, frame: u64) -> f32 {
+        let block = (frame / self.block_frames as u64) as usize;
+        let Some(&here) = self.gains.get(block) else {
+            return self.gains.last().copied().unwrap_or(1.0);
+        };
+        let next = self.gains.get(block + 1).copied().unwrap_or(here);
+        let t = (frame % self.block_frames as u64) as f32 / self.block_frames as f32;
+        here + (next - here) * t
+    }
+
+    /// Largest reduction, dB.
+    pub fn max_reduction_db(&self) -> f64 {
+        let min = self.gains.iter().copied().fold(1.0f32, f32::min);
+        -20.0 * f64::from(min).log10()
+    }
+}
+
+/// Gains (≤ 1) that keep every block's peak × gain at or under `ceiling`:
+/// a block's gain may ramp linearly down to any need within the look-ahead
+/// (and never exceeds the need of the block before it, so interpolation
+/// between blocks stays under both), then recovers exponentially.
+fn limiter_gains(peaks: &[f32], ceiling: f32, attack: usize, release: f32) -> Vec<f32> {
+    let need: Vec<f32> = peaks
+        .iter()
+        .map(|&p| if p > ceiling { ceiling / p } else { 1.0 })
+        .collect();
+    let n = need.len();
+    let mut gains: Vec<f32> = (0..n)
+        .map(|b| {
+            (b.saturating_sub(1)..=(b + attack).min(n - 1))
+                .map(|k| {
+                    let ahead = k.saturating_sub(b) as f32 / (attack as f32 + 1.0);
+                    need[k] + (1.0 - need[k]) * ahead
+                })
+                .fold(1.0, f32::min)
+        })
+        .collect();
+    let rise = 1.0 - (-1.0 / release).exp();
+    for b in 1..n {
+        let recovered = gains[b - 1] + (1.0 - gains[b - 1]) * rise;
+        gains[b] = gains[b].min(recovered);
+    }
+    gains
 }
 
 /// Measures `path`'s first audio stream as `channels` × `rate` Hz, metering
@@ -57,7 +148,8 @@ pub fn measure(
     let meter = ebur128::EbuR128::new(channels, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK)
         .map_err(|e| fail(path, e))?;
     let meter = Arc::new(Mutex::new(meter));
-    let feed = Arc::clone(&meter);
+    let samples = Arc::new(Mutex::new(Vec::<f32>::new()));
+    let (feed, keep) = (Arc::clone(&meter), Arc::clone(&samples));
     let owned = path.to_path_buf();
     crate::audio::stream(
         path,
@@ -67,6 +159,9 @@ pub fn measure(
         limit,
         watchdog,
         move |frames| {
+            keep.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend_from_slice(frames);
             feed.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .add_frames_f32(frames)
@@ -75,21 +170,118 @@ pub fn measure(
     )?;
     let meter = meter.lock().unwrap_or_else(|p| p.into_inner());
     let integrated = meter.loudness_global().map_err(|e| fail(path, e))?;
-    let peak = (0..channels)
-        .map(|c| meter.true_peak(c))
-        .collect::<Result<Vec<f64>, _>>()
-        .map_err(|e| fail(path, e))?;
-    let peak_linear = peak.into_iter().fold(0.0, f64::max);
-    let measured_true_peak = (peak_linear > 0.0).then(|| 20.0 * peak_linear.log10());
-    Ok(plan(
+    let peak = max_true_peak(&meter, channels).map_err(|e| fail(path, e))?;
+    let measured_true_peak = (peak > 0.0).then(|| 20.0 * peak.log10());
+    let mut loudness = plan(
         (integrated.is_finite() && integrated > SILENCE_LUFS).then_some(integrated),
         measured_true_peak,
         target_lufs,
         true_peak_max_dbtp,
-    ))
+    );
+    let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
+    if let (Some(measured), Some(tp)) = (loudness.measured_lufs, measured_true_peak) {
+        let wanted = (target_lufs - measured).min(MAX_BOOST_DB);
+        if tp + wanted > true_peak_max_dbtp - CODEC_HEADROOM_DB {
+            limit_peaks(&mut loudness, &samples, rate, channels, wanted)
+                .map_err(|e| fail(path, e))?;
+        }
+    }
+    Ok(loudness)
 }
 
-/// The gain decision, separated from measurement so it can be tested exactly.
+fn max_true_peak(meter: &ebur128::EbuR128, channels: u32) -> Result<f64, ebur128::Error> {
+    (0..channels).try_fold(0.0, |m, c| Ok(f64::max(m, meter.true_peak(c)?)))
+}
+
+/// Replaces a gain held back by the true-peak ceiling with the gain the
+/// target asks for and a limiter on the peaks. The processed samples are
+/// metered: the curve is tightened until they stay under the ceiling less
+/// the codec headroom, and the gain raised by what the limiting took from
+/// the loudness, as long as no peak loses more than [`MAX_LIMITING_DB`]
+/// (the gain gives way beyond it).
+fn limit_peaks(
+    loudness: &mut Loudness,
+    samples: &[f32],
+    rate: u32,
+    channels: u32,
+    wanted_db: f64,
+) -> Result<(), ebur128::Error> {
+    let block_frames = (rate / BLOCKS_PER_SECOND).max(1) as usize;
+    let peaks = block_true_peaks(samples, rate, channels, block_frames)?;
+    let peak_ceiling_db = loudness.true_peak_max_dbtp - CODEC_HEADROOM_DB;
+    let mut gain_db = wanted_db;
+    let mut ceiling_db = peak_ceiling_db;
+    let mut limited_by = None;
+    let mut processed = Vec::with_capacity(samples.len());
+    let mut result = None;
+    for _ in 0..8 {
+        let gain = 10f32.powf(gain_db as f32 / 20.0);
+        let ceiling = 10f32.powf(ceiling_db as f32 / 20.0);
+        let scaled: Vec<f32> = peaks.iter().map(|p| p * gain).collect();
+        let envelope = GainEnvelope {
+            block_frames,
+            gains: limiter_gains(&scaled, ceiling, ATTACK_BLOCKS, RELEASE_BLOCKS),
+        };
+        let reduction = envelope.max_reduction_db();
+        if reduction > MAX_LIMITING_DB + 0.01 {
+            gain_db -= reduction - MAX_LIMITING_DB;
+            limited_by = Some(format!(
+                "peaks would need more than {MAX_LIMITING_DB} dB of limiting to reach the target"
+            ));
+            continue;
+        }
+        processed.clear();
+        processed.extend(samples.iter().map(|s| s * gain));
+        envelope.apply(0, &mut processed, channels as usize);
+        let mut meter =
+            ebur128::EbuR128::new(channels, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK)?;
+        meter.add_frames_f32(&processed)?;
+        let out_peak = 20.0 * max_true_peak(&meter, channels)?.log10();
+        let out_lufs = meter.loudness_global()?;
+        result = Some((envelope, gain_db, out_lufs, out_peak));
+        let over = out_peak - peak_ceiling_db;
+        let short = loudness.target_lufs - out_lufs;
+        if over > 0.0 {
+            // Oversampling between blocks can still poke through: aim lower.
+            ceiling_db -= over + 0.05;
+        } else if short > 0.2 && limited_by.is_none() && gain_db + short <= MAX_BOOST_DB {
+            // Limiting took some loudness away: give it back.
+            gain_db += short;
+        } else {
+            break;
+        }
+    }
+    let Some((envelope, gain_db, out_lufs, out_peak)) = result else {
+        return Ok(());
+    };
+    loudness.applied_gain_db = gain_db;
+    loudness.expected_lufs = out_lufs.is_finite().then_some(out_lufs);
+    loudness.output_true_peak_dbtp = Some(out_peak);
+    loudness.limiter_max_reduction_db = envelope.max_reduction_db();
+    loudness.limited_by = limited_by;
+    loudness.limiter = Some(Arc::new(envelope));
+    Ok(())
+}
+
+/// The true peak (linear, all channels) of each block of `block_frames`.
+fn block_true_peaks(
+    samples: &[f32],
+    rate: u32,
+    channels: u32,
+    block_frames: usize,
+) -> Result<Vec<f32>, ebur128::Error> {
+    let mut meter = ebur128::EbuR128::new(channels, rate, ebur128::Mode::TRUE_PEAK)?;
+    samples
+        .chunks(block_frames * channels as usize)
+        .map(|block| {
+            meter.add_frames_f32(block)?;
+            (0..channels).try_fold(0.0f32, |m, c| Ok(m.max(meter.prev_true_peak(c)? as f32)))
+        })
+        .collect()
+}
+
+/// The gain decision without a limiter: the target, capped by the boost
+/// limit and by the true-peak ceiling.
 pub fn plan(measured: Option<f64>, true_peak: Option<f64>, target: f64, ceiling: f64) -> Loudness {
     let mut limited_by = None;
     let gain = match measured {
@@ -122,6 +314,9 @@ pub fn plan(measured: Option<f64>, true_peak: Option<f64>, target: f64, ceiling:
         applied_gain_db: gain,
         expected_lufs: measured.map(|m| m + gain),
         limited_by,
+        limiter_max_reduction_db: 0.0,
+        output_true_peak_dbtp: true_peak.map(|tp| tp + gain),
+        limiter: None,
     }
 }
 
@@ -150,5 +345,32 @@ mod tests {
             plan(Some(-60.0), Some(-50.0), -14.0, -1.0).applied_gain_db,
             MAX_BOOST_DB
         );
+    }
+
+    #[test]
+    fn the_limiter_ramps_down_before_a_peak_and_recovers_after() {
+        let mut peaks = vec![0.1f32; 400];
+        peaks[100] = 2.0;
+        let g = limiter_gains(&peaks, 1.0, 5, 100.0);
+        // At the peak, and in the block after it (which the interpolation
+        // from the peak's block reaches), the gain meets the need.
+        assert!(g[100] <= 0.5 && g[101] <= 0.5, "{:?}", &g[94..102]);
+        // Ramped down over the look-ahead, untouched before it.
+        assert_eq!(g[94], 1.0);
+        assert!(g[95..=100].windows(2).all(|w| w[0] > w[1]), "{:?}", &g[94..102]);
+        // Recovers gradually, never above 1.
+        assert!(g[110] < g[200] && g[200] < g[399] && g[399] <= 1.0);
+        assert!(g.iter().zip(&peaks).all(|(g, p)| g * p <= 1.0 + 1e-6));
+    }
+
+    #[test]
+    fn interpolated_gain_stays_under_each_blocks_need() {
+        let peaks: Vec<f32> = (0..300).map(|i| if i % 37 == 0 { 3.0 } else { 0.9 }).collect();
+        let env = GainEnvelope { block_frames: 48, gains: limiter_gains(&peaks, 1.0, 5, 100.0) };
+        for (b, p) in peaks.iter().enumerate() {
+            let worst = (0..48).map(|i| env.at((b * 48 + i) as u64)).fold(0.0f32, f32::max);
+            assert!(worst * p <= 1.0 + 1e-5, "block {b}: {worst} × {p}");
+        }
+        assert!((env.max_reduction_db() - 20.0 * 3f64.log10()).abs() < 0.01);
     }
 }

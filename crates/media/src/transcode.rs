@@ -3,7 +3,7 @@
 //! ```text
 //! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ tee ─┬─ h264parse ─ mp4mux ─ filesink
 //!                      │                                                            ┊                                                                └─ h264parse ─ hlssink2
-//!                      └─ audio: audioconvert ─ audioresample ─ volume ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ tee ─ aacparse ─ (mp4mux | hlssink2)
+//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ tee ─ aacparse ─ (mp4mux | hlssink2)
 //!                                                                           └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
 //! ```
 //! The source is decoded once; the orientation tag is applied by `videoflip`
@@ -28,6 +28,7 @@ use stemfeed_core::profile::Profile;
 
 use crate::bus::run_to_eos;
 use crate::error::MediaError;
+use crate::loudness::{GainEnvelope, Loudness};
 use crate::ladder::{PlannedRung, plan};
 use crate::limits::{DecodeLimit, Monitor, Watchdog};
 use crate::make;
@@ -94,9 +95,56 @@ fn h264_codec_string(profile: &str, width: u32, height: u32, fps: u32) -> String
     format!("avc1.{profile_idc}{level:02x}")
 }
 
+/// The audio gain applied to every rendition: a constant, and where the
+/// loudness pass planned one, the limiter's curve on top of it.
+#[derive(Debug, Clone, Default)]
+pub struct Gain {
+    pub db: f64,
+    pub limiter: Option<Arc<GainEnvelope>>,
+}
+
+impl From<f64> for Gain {
+    fn from(db: f64) -> Self {
+        Self { db, limiter: None }
+    }
+}
+
+impl From<&Loudness> for Gain {
+    fn from(l: &Loudness) -> Self {
+        Self {
+            db: l.applied_gain_db,
+            limiter: l.limiter.clone(),
+        }
+    }
+}
+
+/// Multiplies the audio leaving `volume` by the limiter's curve, counting
+/// frames from the first as the loudness pass did.
+fn apply_limiter(volume: &gst::Element, limiter: Arc<GainEnvelope>, channels: usize) {
+    let pad = volume.static_pad("src").expect("volume has a src pad");
+    let next_frame = std::sync::atomic::AtomicU64::new(0);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() {
+            let buffer = buffer.make_mut();
+            if let Ok(mut map) = buffer.map_writable() {
+                let mut samples: Vec<f32> = map
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect();
+                let frames = (samples.len() / channels.max(1)) as u64;
+                limiter.apply(next_frame.fetch_add(frames, Ordering::Relaxed), &mut samples, channels);
+                for (out, s) in map.chunks_exact_mut(4).zip(&samples) {
+                    out.copy_from_slice(&s.to_le_bytes());
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Transcodes `input` into every rung of `profile` under `out_dir`
-/// (`renditions/<name>.mp4`, `hls/<name>/index.m3u8`). `gain_db` is applied to
-/// the audio of every rendition (loudness normalisation).
+/// (`renditions/<name>.mp4`, `hls/<name>/index.m3u8`). `gain` is applied to
+/// the audio of every rendition (loudness normalisation, see [`Gain`]).
 ///
 /// Decoding stops, refusing the file as bad input, when any stream runs past
 /// `limit` (usually [`DecodeLimit::for_declared`] of `info.duration_s`) or
@@ -109,7 +157,7 @@ pub fn transcode(
     info: &MediaInfo,
     profile: &Profile,
     out_dir: &Path,
-    gain_db: f64,
+    gain: impl Into<Gain>,
     limit: DecodeLimit,
     asr_max_samples: usize,
     watchdog: Watchdog,
@@ -159,10 +207,26 @@ pub fn transcode(
     let atee = if has_audio {
         let aconvert = make("audioconvert")?;
         let aresample = make("audioresample")?;
+        let gain = gain.into();
+        // Interleaved f32 at the output rate: the samples the loudness pass
+        // metered, so the limiter's curve lines up frame for frame.
+        let f32_caps = make("capsfilter")?;
+        f32_caps.set_property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("format", "F32LE")
+                .field("layout", "interleaved")
+                .field("rate", profile.audio.sample_rate as i32)
+                .field("channels", profile.audio.channels as i32)
+                .build(),
+        );
         let volume = make("volume")?;
-        volume.set_property("volume", 10f64.powf(gain_db / 20.0));
+        volume.set_property("volume", 10f64.powf(gain.db / 20.0));
+        if let Some(limiter) = gain.limiter {
+            apply_limiter(&volume, limiter, profile.audio.channels as usize);
+        }
         let tee = make("tee")?;
-        add_chain(&pipeline, &[&aconvert, &aresample, &volume, &tee])?;
+        add_chain(&pipeline, &[&aconvert, &aresample, &f32_caps, &volume, &tee])?;
         Some((aconvert, tee))
     } else {
         None

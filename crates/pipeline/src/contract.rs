@@ -240,10 +240,16 @@ pub struct Loudness {
     pub true_peak_max_dbtp: f64,
     /// Gain applied to every rendition, dB.
     pub applied_gain_db: f64,
-    /// Loudness the renditions should have after the gain.
+    /// Loudness the renditions should have after the gain and the limiter.
     pub expected_lufs: Option<f64>,
     /// Why the gain differs from `target - measured`, if it does.
     pub limited_by: Option<String>,
+    /// Largest reduction the true-peak limiter applied, dB (0: it did not run).
+    #[serde(default)]
+    pub limiter_max_reduction_db: f64,
+    /// True peak after the gain and the limiter, dBTP.
+    #[serde(default)]
+    pub output_true_peak_dbtp: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

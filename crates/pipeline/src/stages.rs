@@ -8,6 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use stemfeed_core::media_info;
+use stemfeed_media::transcode::Gain;
 use stemfeed_media::MediaError;
 use stemfeed_media::limits::{DecodeLimit, Watchdog, asr_sample_cap};
 use stemfeed_tagging::Tagger;
@@ -146,15 +147,7 @@ pub fn prepare(
             Watchdog::new(transcode_timeout(info.duration_s)),
         )
         .map_err(errors.media(Stage::Transcode))?;
-        Some(Loudness {
-            measured_lufs: l.measured_lufs,
-            measured_true_peak_dbtp: l.measured_true_peak_dbtp,
-            target_lufs: l.target_lufs,
-            true_peak_max_dbtp: l.true_peak_max_dbtp,
-            applied_gain_db: l.applied_gain_db,
-            expected_lufs: l.expected_lufs,
-            limited_by: l.limited_by,
-        })
+        Some(l)
     } else {
         None
     };
@@ -166,7 +159,7 @@ pub fn prepare(
         &info,
         &job.profile,
         &job.out,
-        loudness.as_ref().map_or(0.0, |l| l.applied_gain_db),
+        loudness.as_ref().map_or_else(Default::default, Gain::from),
         DecodeLimit::for_declared(info.duration_s),
         asr_sample_cap(job.profile.limits.max_duration_s),
         Watchdog::new(transcode_timeout(info.duration_s)),
@@ -209,7 +202,17 @@ pub fn prepare(
         thumbnails: output.thumbnails.iter().map(still_output).collect(),
         info,
         accepted,
-        loudness,
+        loudness: loudness.map(|l| Loudness {
+            measured_lufs: l.measured_lufs,
+            measured_true_peak_dbtp: l.measured_true_peak_dbtp,
+            target_lufs: l.target_lufs,
+            true_peak_max_dbtp: l.true_peak_max_dbtp,
+            applied_gain_db: l.applied_gain_db,
+            expected_lufs: l.expected_lufs,
+            limited_by: l.limited_by,
+            limiter_max_reduction_db: l.limiter_max_reduction_db,
+            output_true_peak_dbtp: l.output_true_peak_dbtp,
+        }),
         asr_pcm,
         asr_samples,
         model_file,
