@@ -357,7 +357,11 @@ mod tests {
         assert!(g[100] <= 0.5 && g[101] <= 0.5, "{:?}", &g[94..102]);
         // Ramped down over the look-ahead, untouched before it.
         assert_eq!(g[94], 1.0);
-        assert!(g[95..=100].windows(2).all(|w| w[0] > w[1]), "{:?}", &g[94..102]);
+        assert!(
+            g[95..=100].windows(2).all(|w| w[0] > w[1]),
+            "{:?}",
+            &g[94..102]
+        );
         // Recovers gradually, never above 1.
         assert!(g[110] < g[200] && g[200] < g[399] && g[399] <= 1.0);
         assert!(g.iter().zip(&peaks).all(|(g, p)| g * p <= 1.0 + 1e-6));
@@ -365,10 +369,17 @@ mod tests {
 
     #[test]
     fn interpolated_gain_stays_under_each_blocks_need() {
-        let peaks: Vec<f32> = (0..300).map(|i| if i % 37 == 0 { 3.0 } else { 0.9 }).collect();
-        let env = GainEnvelope { block_frames: 48, gains: limiter_gains(&peaks, 1.0, 5, 100.0) };
+        let peaks: Vec<f32> = (0..300)
+            .map(|i| if i % 37 == 0 { 3.0 } else { 0.9 })
+            .collect();
+        let env = GainEnvelope {
+            block_frames: 48,
+            gains: limiter_gains(&peaks, 1.0, 5, 100.0),
+        };
         for (b, p) in peaks.iter().enumerate() {
-            let worst = (0..48).map(|i| env.at((b * 48 + i) as u64)).fold(0.0f32, f32::max);
+            let worst = (0..48)
+                .map(|i| env.at((b * 48 + i) as u64))
+                .fold(0.0f32, f32::max);
             assert!(worst * p <= 1.0 + 1e-5, "block {b}: {worst} × {p}");
         }
         assert!((env.max_reduction_db() - 20.0 * 3f64.log10()).abs() < 0.01);

@@ -8,9 +8,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use stemfeed_core::media_info;
-use stemfeed_media::transcode::Gain;
 use stemfeed_media::MediaError;
 use stemfeed_media::limits::{DecodeLimit, Watchdog, asr_sample_cap};
+use stemfeed_media::transcode::Gain;
 use stemfeed_tagging::Tagger;
 
 use crate::captioning;
