@@ -128,6 +128,7 @@ fn process(input: &Path, out: &Path) -> Value {
 fn check_renditions(out: &Path, manifest: &Value, source_s: f64, portrait: bool, audio: bool) {
     let renditions = manifest["renditions"].as_array().unwrap();
     assert!(!renditions.is_empty());
+    let mut segment_times = Vec::new();
     for r in renditions {
         let path = out.join(r["path"].as_str().unwrap());
         let probe = ffprobe(&path);
@@ -164,23 +165,65 @@ fn check_renditions(out: &Path, manifest: &Value, source_s: f64, portrait: bool,
             path.display()
         );
 
-        // The rung's HLS playlist parses and every segment it names exists and plays.
+        // One stored copy: the rung's HLS playlist addresses this very file
+        // by byte ranges, each segment a run of whole fragments.
         let playlist_path = out.join(r["hls_playlist"].as_str().unwrap());
         let playlist = std::fs::read_to_string(&playlist_path).unwrap();
         assert!(
             playlist.starts_with("#EXTM3U") && playlist.contains("#EXT-X-ENDLIST"),
             "{playlist}"
         );
-        let segments: Vec<&str> = playlist
+        let playlist_rel = r["hls_playlist"].as_str().unwrap();
+        let map = playlist
             .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .collect();
+            .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+            .expect("an init section");
+        assert_eq!(
+            common::resolve(playlist_rel, map.split('"').next().unwrap()),
+            r["path"].as_str().unwrap()
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        let segments = common::hls_segments(&playlist);
         assert!(!segments.is_empty());
-        for s in segments {
-            let seg = playlist_path.parent().unwrap().join(s);
-            assert!(seg.is_file(), "{} missing", seg.display());
+        let mut next = None;
+        for (uri, range) in &segments {
+            assert_eq!(
+                common::resolve(playlist_rel, uri),
+                r["path"].as_str().unwrap()
+            );
+            let (len, at) = range
+                .as_deref()
+                .expect("a byte range")
+                .split_once('@')
+                .unwrap();
+            let (len, at): (usize, usize) = (len.parse().unwrap(), at.parse().unwrap());
+            assert!(at + len <= bytes.len());
+            assert_eq!(
+                &bytes[at + 4..at + 8],
+                b"moof",
+                "segment at {at} opens a fragment"
+            );
+            assert!(next.is_none_or(|n| n == at), "segments are contiguous");
+            next = Some(at + len);
         }
+        // Players read it as HLS: ffprobe through the playlist.
+        let hls = ffprobe(&playlist_path);
+        let hls_s: f64 = hls["format"]["duration"].as_str().unwrap().parse().unwrap();
+        assert!(
+            (hls_s - source_s).abs() <= 0.15,
+            "HLS {hls_s} s vs source {source_s} s"
+        );
+        let durations: Vec<&str> = playlist
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXTINF:"))
+            .collect();
+        segment_times.push(durations.join(" "));
     }
+    // Segments of every rung start at the same keyframe times.
+    assert!(
+        segment_times.windows(2).all(|w| w[0] == w[1]),
+        "{segment_times:?}"
+    );
     let master =
         std::fs::read_to_string(out.join(manifest["hls"]["master"].as_str().unwrap())).unwrap();
     for r in renditions {
@@ -273,8 +316,16 @@ fn real_speech_with_peaks_reaches_the_loudness_target_under_the_ceiling() {
         );
         for r in manifest["renditions"].as_array().unwrap() {
             let (lufs, peak) = ebur128(&out.join(r["path"].as_str().unwrap()));
-            assert!((lufs + 14.0).abs() <= 1.0, "{clip} {}: {lufs} LUFS; {loudness}", r["name"]);
-            assert!(peak <= -1.0, "{clip} {}: true peak {peak} dBTP; {loudness}", r["name"]);
+            assert!(
+                (lufs + 14.0).abs() <= 1.0,
+                "{clip} {}: {lufs} LUFS; {loudness}",
+                r["name"]
+            );
+            assert!(
+                peak <= -1.0,
+                "{clip} {}: true peak {peak} dBTP; {loudness}",
+                r["name"]
+            );
         }
     }
 }

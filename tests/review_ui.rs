@@ -78,7 +78,44 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     b.click(&format!("tr[data-video='{video}'] a"));
     b.find("textarea[name='text_0']");
 
-    // The player loads the MP4 rendition (served with HTTP ranges) and the captions.
+    // The page plays the byte-range fMP4 HLS ladder: natively where the
+    // browser has HLS (Safari; this Chromium), else through the vendored
+    // hls.js. Both paths must really play.
+    let play_until = |b: &Browser, what: &str, src_prefix: &str| {
+        let mut state = serde_json::Value::Null;
+        for _ in 0..75 {
+            state = b.script(
+                "const v = document.getElementById('player'); v.muted = true; \
+                 if (v.paused) v.play().catch(() => {}); \
+                 return [v.dataset.player, v.currentSrc, v.currentTime];",
+            );
+            if state[2].as_f64().unwrap_or(0.0) > 1.0
+                && state[1].as_str().unwrap_or("").starts_with(src_prefix)
+            {
+                return state;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("{what} never played past 1 s: {state}");
+    };
+    let state = play_until(&b, "the page's player", "");
+    assert!(
+        state[1].as_str().unwrap().ends_with("/hls/master.m3u8")
+            || state[1].as_str().unwrap().starts_with("blob:"),
+        "the page plays HLS, not the MP4 fallback: {state}"
+    );
+    // The path Firefox and older Chromium take: hls.js over Media Source
+    // Extensions (the CSP must let it attach its blob: source).
+    b.script(
+        "const v = document.getElementById('player'); v.pause(); \
+         const h = new Hls({ enableWorker: false }); \
+         h.loadSource(v.dataset.hls); h.attachMedia(v); v.currentTime = 0; \
+         v.dataset.player = 'hls.js (test)'; return 0;",
+    );
+    play_until(&b, "hls.js", "blob:");
+    b.script("document.getElementById('player').pause(); return 0;");
+
+    // Its metadata and the captions.
     let mut ready = 0;
     for _ in 0..50 {
         ready = b

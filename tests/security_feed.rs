@@ -186,9 +186,9 @@ fn feed_pages_etags_and_cached_manifests() {
     let aside = set_aside(&server, video);
     let (code, playlist) = get(&url(&format!("/media/{video}/hls/{variant}")), None);
     assert_eq!(code, 200, "{playlist}");
-    let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
-    let seg_dir = variant.rsplit_once('/').unwrap().0;
-    let seg = url(&format!("/media/{video}/hls/{seg_dir}/{segment}"));
+    let variant_url = url(&format!("/media/{video}/hls/{variant}"));
+    let (segment, _) = common::hls_segments(&playlist).remove(0);
+    let seg = common::resolve(&variant_url, &segment);
     for _ in 0..2 {
         assert_eq!(get(&seg, None).0, 200, "{seg}");
     }

@@ -208,15 +208,21 @@ fn media_and_static_files_answer_standard_conditional_and_range_requests() {
     assert_eq!(v.status, 200);
     assert_eq!(v.header("cache-control"), IMMUTABLE);
     let playlist = String::from_utf8(v.body).unwrap();
-    let segment = playlist.lines().find(|l| l.ends_with(".ts")).unwrap();
-    let seg_dir = variant.rsplit_once('/').unwrap().0;
-    let seg_url = url(&format!("/media/{video}/hls/{seg_dir}/{segment}"));
-    let seg = fetch("GET", &seg_url, &[("range", "bytes=0-187")]);
+    // A segment is a byte range of a rendition: what a player asks for.
+    let (segment, range) = common::hls_segments(&playlist).remove(0);
+    let (length, offset) = range.as_deref().unwrap().split_once('@').unwrap();
+    let (length, offset): (usize, usize) = (length.parse().unwrap(), offset.parse().unwrap());
+    let seg_url = common::resolve(&variant_url, &segment);
+    let seg = fetch(
+        "GET",
+        &seg_url,
+        &[("range", &format!("bytes={offset}-{}", offset + length - 1))],
+    );
     assert_eq!(seg.status, 206);
-    assert_eq!(seg.body.len(), 188);
-    assert_eq!(seg.header("content-type"), "video/mp2t");
+    assert_eq!(seg.body.len(), length);
+    assert_eq!(&seg.body[4..8], b"moof", "a segment opens with a fragment");
+    assert_eq!(seg.header("content-type"), "video/mp4");
     assert_eq!(seg.header("cache-control"), IMMUTABLE);
-    assert_ne!(seg.header("etag"), etag, "each file its own ETag");
     if let Some(poster) = item["image"].as_str() {
         let p = fetch("GET", poster, &[]);
         assert_eq!(p.status, 200, "{poster}");

@@ -155,3 +155,41 @@ pub fn video_with(dir: &Path, name: &str, wav: &Path) -> PathBuf {
     assert!(out.status.success(), "{}", text(&out.stderr));
     path
 }
+
+/// Resolves `reference` (as an HLS playlist names it) against the URL or
+/// path of the playlist, as a player does (RFC 3986 dot segments).
+pub fn resolve(base: &str, reference: &str) -> String {
+    let (origin, path) = match base.find("://").map(|i| i + 3) {
+        Some(i) => {
+            let slash = base[i..].find('/').map_or(base.len(), |j| i + j);
+            (&base[..slash], &base[slash..])
+        }
+        None => ("", base),
+    };
+    let mut parts: Vec<&str> = path.split('/').collect();
+    parts.pop(); // the playlist's own name
+    for segment in reference.split('/') {
+        match segment {
+            ".." => {
+                parts.pop();
+            }
+            "." => {}
+            s => parts.push(s),
+        }
+    }
+    format!("{origin}{}", parts.join("/"))
+}
+
+/// An HLS media playlist's segments: (URI, byte range as `length@offset`).
+pub fn hls_segments(playlist: &str) -> Vec<(String, Option<String>)> {
+    let mut range = None;
+    let mut out = Vec::new();
+    for line in playlist.lines() {
+        if let Some(r) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            range = Some(r.to_owned());
+        } else if !line.starts_with('#') && !line.is_empty() {
+            out.push((line.to_owned(), range.take()));
+        }
+    }
+    out
+}

@@ -14,6 +14,7 @@
 
 pub mod audio;
 mod bus;
+pub mod cmaf;
 pub mod elements;
 mod error;
 pub mod ladder;

@@ -1,9 +1,9 @@
 //! One decode, every rendition: the transcoding pipeline.
 //!
 //! ```text
-//! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ tee ─┬─ h264parse ─ mp4mux ─ filesink
-//!                      │                                                            ┊                                                                └─ h264parse ─ hlssink2
-//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ tee ─ aacparse ─ (mp4mux | hlssink2)
+//! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ h264parse ─ mp4mux(fragmented) ─ filesink
+//!                      │                                                            ┊
+//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ mp4mux
 //!                                                                           └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
 //! ```
 //! The source is decoded once; the orientation tag is applied by `videoflip`
@@ -28,9 +28,9 @@ use stemfeed_core::profile::Profile;
 
 use crate::bus::run_to_eos;
 use crate::error::MediaError;
-use crate::loudness::{GainEnvelope, Loudness};
 use crate::ladder::{PlannedRung, plan};
 use crate::limits::{DecodeLimit, Monitor, Watchdog};
+use crate::loudness::{GainEnvelope, Loudness};
 use crate::make;
 
 const STAGE: &str = "transcode";
@@ -132,7 +132,11 @@ fn apply_limiter(volume: &gst::Element, limiter: Arc<GainEnvelope>, channels: us
                     .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                     .collect();
                 let frames = (samples.len() / channels.max(1)) as u64;
-                limiter.apply(next_frame.fetch_add(frames, Ordering::Relaxed), &mut samples, channels);
+                limiter.apply(
+                    next_frame.fetch_add(frames, Ordering::Relaxed),
+                    &mut samples,
+                    channels,
+                );
                 for (out, s) in map.chunks_exact_mut(4).zip(&samples) {
                     out.copy_from_slice(&s.to_le_bytes());
                 }
@@ -226,7 +230,10 @@ pub fn transcode(
             apply_limiter(&volume, limiter, profile.audio.channels as usize);
         }
         let tee = make("tee")?;
-        add_chain(&pipeline, &[&aconvert, &aresample, &f32_caps, &volume, &tee])?;
+        add_chain(
+            &pipeline,
+            &[&aconvert, &aresample, &f32_caps, &volume, &tee],
+        )?;
         Some((aconvert, tee))
     } else {
         None
@@ -409,6 +416,16 @@ pub fn transcode(
             reason: "no decodable video stream".into(),
         });
     }
+    // Each rung's HLS playlist addresses its one fragmented MP4 by byte range.
+    for r in &renditions {
+        let uri = format!("../../renditions/{}.mp4", r.name);
+        crate::cmaf::write_playlist(&r.mp4, &uri, info.duration_s, &r.hls_playlist).map_err(
+            |reason| MediaError::Build {
+                stage: STAGE,
+                reason: format!("HLS playlist for {}: {reason}", r.mp4.display()),
+            },
+        )?;
+    }
     progress(1.0);
     let asr_pcm = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
     let (poster, thumbnails) =
@@ -487,43 +504,31 @@ fn add_rung(
             .field("profile", profile.video.h264_profile.as_str())
             .build(),
     );
-    let vout = make("tee")?;
     add_chain(
         pipeline,
-        &[vtee, &queue, &scale, &raw_caps, &enc, &h264_caps, &vout],
+        &[vtee, &queue, &scale, &raw_caps, &enc, &h264_caps],
     )?;
 
+    // Fragmented MP4, one fragment per GOP: it plays progressively as it
+    // is, and the HLS playlist addresses the same bytes (see [`crate::cmaf`]).
     let mux = make("mp4mux")?;
-    mux.set_property("faststart", true);
+    mux.set_property(
+        "fragment-duration",
+        (profile.video.gop_seconds * 1000.0).round() as u32,
+    );
     let sink = make("filesink")?;
     sink.set_property("location", mp4_path.to_string_lossy().as_ref());
     pipeline.add_many([&mux, &sink]).expect("fresh elements");
     mux.link(&sink).expect("mp4mux links to filesink");
 
-    let hls = make("hlssink2")?;
-    hls.set_property(
-        "location",
-        hls_dir.join("segment%05d.ts").to_string_lossy().as_ref(),
-    );
-    hls.set_property(
-        "playlist-location",
-        hls_dir.join("index.m3u8").to_string_lossy().as_ref(),
-    );
-    hls.set_property("target-duration", profile.video.gop_seconds.ceil() as u32);
-    hls.set_property("playlist-length", 0u32);
-    hls.set_property("max-files", 0u32);
-    pipeline.add(&hls).expect("fresh element");
-
-    // Each muxer gets its own parser after the tee: MP4 wants AVC / raw AAC,
-    // MPEG-TS wants byte-stream / ADTS, and one caps choice cannot serve both.
-    let link_branch = |tee: &gst::Element,
+    let link_branch = |from: &gst::Element,
                        parser: &str,
                        target: &gst::Element,
                        pad: &str|
      -> Result<(), MediaError> {
         let q = make("queue")?;
         let parse = make(parser)?;
-        add_chain(pipeline, &[tee, &q, &parse])?;
+        add_chain(pipeline, &[from, &q, &parse])?;
         let src = parse.static_pad("src").expect("parsers have a src pad");
         let sink = target
             .request_pad_simple(pad)
@@ -534,8 +539,7 @@ fn add_rung(
         })?;
         Ok(())
     };
-    link_branch(&vout, "h264parse", &mux, "video_%u")?;
-    link_branch(&vout, "h264parse", &hls, "video")?;
+    link_branch(&h264_caps, "h264parse", &mux, "video_%u")?;
 
     let mut audio_kbps = None;
     if let Some(atee) = atee {
@@ -555,13 +559,8 @@ fn add_rung(
             "bitrate",
             i32::try_from(rung.audio_kbps * 1000).unwrap_or(i32::MAX),
         );
-        let aout = make("tee")?;
-        add_chain(
-            pipeline,
-            &[atee, &queue, &convert, &resample, &caps, &aac, &aout],
-        )?;
-        link_branch(&aout, "aacparse", &mux, "audio_%u")?;
-        link_branch(&aout, "aacparse", &hls, "audio")?;
+        add_chain(pipeline, &[atee, &queue, &convert, &resample, &caps, &aac])?;
+        link_branch(&aac, "aacparse", &mux, "audio_%u")?;
         audio_kbps = Some(rung.audio_kbps);
     }
 

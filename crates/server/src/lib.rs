@@ -226,6 +226,17 @@ pub fn router(app: Arc<App>) -> Router {
             }),
         )
         .route(
+            "/static/hls.light.min.js",
+            get(|headers: HeaderMap| async move {
+                // Vendored from npm, unmodified: static/vendor/hls.js/SOURCE.md.
+                static HLS: media::Embedded = media::Embedded::new(
+                    "text/javascript",
+                    include_str!("../static/vendor/hls.js/hls.light.min.js"),
+                );
+                HLS.respond(&headers)
+            }),
+        )
+        .route(
             "/static/review.css",
             get(|headers: HeaderMap| async move {
                 static CSS: media::Embedded =

@@ -31,9 +31,9 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 
 /// Scripts, styles, images and media only from this origin (the UI has no
 /// inline script or style: `static/review.js` and `static/review.css`), and
-/// no framing by anyone.
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+/// no framing by anyone. `media-src blob:` lets hls.js attach its Media
+/// Source to the player (the object URL it makes for it).
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; media-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
 /// The public URL and the limits, resolved from `[server]` and the address
 /// the server listens on.

@@ -3,6 +3,21 @@
   const video = document.getElementById("player");
   const select = document.getElementById("track-select");
   if (!video || !select) return;
+  // HLS through Media Source Extensions where the browser has no native HLS
+  // (Chromium, Firefox): the same byte-range playlists Safari plays. The
+  // worker is off: the CSP allows no blob: scripts.
+  if (video.dataset.hls && !video.canPlayType("application/vnd.apple.mpegurl") &&
+      window.Hls && window.Hls.isSupported()) {
+    const hls = new window.Hls({ enableWorker: false });
+    hls.on(window.Hls.Events.ERROR, (_, data) => {
+      if (data.fatal) { video.dataset.player = "mp4"; hls.destroy(); video.load(); }
+    });
+    hls.loadSource(video.dataset.hls);
+    hls.attachMedia(video);
+    video.dataset.player = "hls.js";
+  } else {
+    video.dataset.player = "native";
+  }
   function show(track) {
     document.querySelectorAll(".track-panel").forEach(p => { p.hidden = p.dataset.track !== track; });
     const label = track;

@@ -234,8 +234,12 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
         }
         div.review {
             div.player {
+                // Safari plays the HLS source natively; elsewhere review.js
+                // hands the same master playlist to hls.js (Media Source
+                // Extensions), and the MP4 is the last resort.
+                script src="/static/hls.light.min.js" {}
                 video #player controls playsinline preload="metadata" crossorigin="anonymous"
-                    poster=[v.poster.map(media)] {
+                    poster=[v.poster.map(media)] data-hls=(media(v.hls_master)) {
                     source src=(media(v.hls_master)) type="application/vnd.apple.mpegurl";
                     @if let Some(mp4) = v.mp4 {
                         source src=(media(mp4)) type="video/mp4";
