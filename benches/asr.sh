@@ -45,12 +45,13 @@ segments, _ = model.transcribe(audio, language="en", beam_size=5)
 print(" ".join(s.text.strip() for s in segments))
 PY
 
-timed() { # prints wall seconds of the command; its stdout goes to $out
+timed() { # adds the command's wall and CPU seconds to times[$side] and cpu[$side]; its stdout goes to $out
   local start end
   start=$(date +%s.%N)
-  "$@" > "$out" 2>/dev/null
+  /usr/bin/time -f '%U %S' -o "$work/time" "$@" > "$out" 2>/dev/null
   end=$(date +%s.%N)
-  echo "$end - $start" | bc
+  cpu[$side]+="$(awk '{print $1 + $2}' "$work/time") "
+  times[$side]+="$(echo "$end - $start" | bc) "
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
@@ -61,12 +62,18 @@ declare -A sides=(
   [faster-whisper-float32]="$venv/bin/python $work/fw.py $d1 $work/speech.wav $threads float32"
 )
 order=(stemfeed-f16 faster-whisper-int8 stemfeed-q8_0 faster-whisper-float32)
-declare -A times
-for side in "${order[@]}"; do out=/dev/null; timed ${sides[$side]} >/dev/null; done # warm the page cache
+# BASELINE_BIN: another stemfeed build (say, without OpenBLAS) timed in the same rounds.
+if [ -n "${BASELINE_BIN:-}" ]; then
+  sides[stemfeed-f16-baseline]="$BASELINE_BIN --config $work/stemfeed.toml --models-dir $models transcribe $work/speech.wav --language en --beam 5 --model base"
+  order+=(stemfeed-f16-baseline)
+fi
+declare -A times cpu
+for side in "${order[@]}"; do out=/dev/null; timed ${sides[$side]}; done # warm the page cache
+times=() cpu=()
 for ((i = 1; i <= runs; i++)); do
   for side in "${order[@]}"; do
     out="$work/$side.txt"
-    times[$side]+="$(timed ${sides[$side]}) "
+    timed ${sides[$side]}
   done
 done
 
@@ -84,19 +91,22 @@ wer() {
 
 result=benches/results/asr.md
 fw_int8=$(median ${times[faster-whisper-int8]})
+fw_int8_cpu=$(median ${cpu[faster-whisper-int8]})
 {
   echo "# ASR speed: stemfeed transcribe vs faster-whisper, base model, whole processes"
   echo
   echo "Run $(date -u +%Y-%m-%d) on $threads cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $threads threads both sides;"
   printf '%.0f s of real English speech (the English clips of tests/asr-dev joined), language given, beam 5 both sides,\n' "$seconds"
   echo "same CTranslate2 base weights (stemfeed's imported to ggml f16, or quantised by \`models import --quantize q8_0\`)."
-  echo "Wall time of the whole process including model load; page cache warm; $runs paired rounds, medians. Binary: $bin."
+  echo "Wall and CPU (user + system) time of the whole process including model load; page cache warm; $runs paired rounds, medians. Binary: $bin${BASELINE_BIN:+; baseline: $BASELINE_BIN}."
   echo
-  echo "| side | median s | runs s | × faster-whisper int8 | WER % |"
-  echo "|---|---:|---|---:|---:|"
+  echo "| side | wall median s | wall runs s | wall × fw int8 | CPU median s | CPU × fw int8 | WER % |"
+  echo "|---|---:|---|---:|---:|---:|---:|"
   for side in "${order[@]}"; do
     m=$(median ${times[$side]})
-    printf '| %s | %.2f | %s | %.2f | %s |\n' "$side" "$m" "${times[$side]}" "$(echo "$m / $fw_int8" | bc -l)" "$(wer "$work/$side.txt")"
+    c=$(median ${cpu[$side]})
+    printf '| %s | %.2f | %s | %.2f | %.2f | %.2f | %s |\n' "$side" "$m" "${times[$side]}" "$(echo "$m / $fw_int8" | bc -l)" \
+      "$c" "$(echo "$c / $fw_int8_cpu" | bc -l)" "$(wer "$work/$side.txt")"
   done
 } > "$result"
 cat "$result"
