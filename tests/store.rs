@@ -72,6 +72,13 @@ async fn behaviour(store: &dyn ObjectStore, dir: &Path) {
         .unwrap()
         .expect("head of a stored object");
     assert_eq!(head.size, n);
+    // A byte range, as a player's HLS segment request asks for it.
+    let whole = std::fs::read(&big).unwrap();
+    let part = store
+        .get_range("uploads/v1/source", 5_000_000..5_100_000)
+        .await
+        .unwrap();
+    assert!(part == whole[5_000_000..5_100_000], "range bytes differ");
 
     // Missing objects: head is None, get names the key.
     assert!(store.head("uploads/nope/source").await.unwrap().is_none());

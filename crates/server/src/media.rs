@@ -72,6 +72,33 @@ pub async fn public_tracks(app: &App, job: &Job) -> Result<Vec<String>, ApiError
         .collect())
 }
 
+/// The one byte range of a `Range` header (`bytes=a-b`, `bytes=a-`,
+/// `bytes=-n`) within an object of `size` bytes, end exclusive; `None` when
+/// it cannot be satisfied. Several ranges are not served (none of our
+/// players asks for them): the first is.
+fn byte_range(header: &str, size: u64) -> Option<std::ops::Range<u64>> {
+    let spec = header
+        .trim()
+        .strip_prefix("bytes=")?
+        .split(',')
+        .next()?
+        .trim();
+    let (first, last) = spec.split_once('-')?;
+    let (start, end) = match (first.trim(), last.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (size.saturating_sub(n), size)
+        }
+        (a, "") => (a.parse().ok()?, size),
+        (a, b) => {
+            let (a, b): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+            (b >= a).then_some(())?;
+            (a, b.saturating_add(1).min(size))
+        }
+    };
+    (start < end).then_some(start..end)
+}
+
 /// What an approved video publishes, by path relative to its run: the
 /// renditions, HLS playlists and segments, the poster and thumbnails.
 /// Caption files of the run (the recogniser's raw output) are not in it.
@@ -237,7 +264,40 @@ pub async fn media(
     }
     let cache = if public { IMMUTABLE } else { PRIVATE };
     let Some(file_path) = app.store.local_path(&key) else {
-        // A store that neither presigns nor has files: send the bytes.
+        // A store that neither presigns nor has files (S3 for a curator):
+        // send the bytes, or the one range a player asks for (HLS segments
+        // are byte ranges of the rendition).
+        if let Some(asked) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+            let info = app
+                .store
+                .head(&key)
+                .await?
+                .ok_or_else(ApiError::not_found)?;
+            return Ok(match byte_range(asked, info.size) {
+                Some(range) => {
+                    let bytes = app.store.get_range(&key, range.clone()).await?;
+                    (
+                        StatusCode::PARTIAL_CONTENT,
+                        [
+                            (header::CONTENT_TYPE, content_type(&path).to_owned()),
+                            (header::CACHE_CONTROL, cache.to_owned()),
+                            (header::ACCEPT_RANGES, "bytes".to_owned()),
+                            (
+                                header::CONTENT_RANGE,
+                                format!("bytes {}-{}/{}", range.start, range.end - 1, info.size),
+                            ),
+                        ],
+                        bytes,
+                    )
+                        .into_response()
+                }
+                None => (
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    [(header::CONTENT_RANGE, format!("bytes */{}", info.size))],
+                )
+                    .into_response(),
+            });
+        }
         let bytes = app.store.get_bytes(&key).await?;
         return Ok((
             [
@@ -548,6 +608,21 @@ pub fn render(t: &view::TrackView, ext: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_ranges_as_players_ask_for_them() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Some(0..100));
+        assert_eq!(byte_range("bytes=900-", 1000), Some(900..1000));
+        assert_eq!(byte_range("bytes=-10", 1000), Some(990..1000));
+        assert_eq!(byte_range("bytes=990-5000", 1000), Some(990..1000));
+        assert_eq!(byte_range("bytes=5-9, 20-29", 1000), Some(5..10));
+        assert_eq!(byte_range("bytes=1000-", 1000), None);
+        assert_eq!(byte_range("bytes=9-5", 1000), None);
+        assert_eq!(byte_range("items=0-5", 1000), None);
+        assert_eq!(byte_range("bytes=-0", 1000), None);
+    }
+
     use axum::http::{HeaderMap, HeaderValue};
     use httpdate::HttpDate;
 

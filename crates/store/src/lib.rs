@@ -59,6 +59,18 @@ pub trait ObjectStore: Send + Sync + std::fmt::Debug {
     /// Streams `key` to a local file (written to a temporary name, then renamed).
     async fn get_file(&self, key: &str, file: &Path) -> Result<u64, StoreError>;
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Bytes `start..end` of `key` (clamped to its size): what a player's
+    /// HTTP range request for an HLS byte-range segment asks of a store the
+    /// server cannot hand a file or a presigned URL for.
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let bytes = self.get_bytes(key).await?;
+        let end = (range.end as usize).min(bytes.len());
+        Ok(bytes[(range.start as usize).min(end)..end].to_vec())
+    }
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError>;
     /// Every object under `prefix`, sorted by key.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, StoreError>;

@@ -323,6 +323,37 @@ impl ObjectStore for S3Store {
         Ok(data.into_bytes().to_vec())
     }
 
+    async fn get_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, StoreError> {
+        if range.is_empty() {
+            return Ok(Vec::new());
+        }
+        let full = self.full(key)?;
+        let resp = self
+            .client
+            .get_object()
+            .bucket(&self.opts.bucket)
+            .key(&full)
+            .range(format!("bytes={}-{}", range.start, range.end - 1))
+            .send()
+            .await
+            .map_err(|e| match e.as_service_error() {
+                Some(s) if s.is_no_such_key() => StoreError::NotFound {
+                    key: key.to_owned(),
+                },
+                _ => remote(key, "get range", e),
+            })?;
+        let data = resp
+            .body
+            .collect()
+            .await
+            .map_err(|e| remote(key, "download range", e))?;
+        Ok(data.into_bytes().to_vec())
+    }
+
     async fn head(&self, key: &str) -> Result<Option<ObjectInfo>, StoreError> {
         let full = self.full(key)?;
         match self
