@@ -240,16 +240,30 @@ pub fn transcode(
     };
 
     let mut renditions = Vec::new();
+    // Cascaded scaling: a rung is scaled from the smallest rung already made
+    // that is at least twice its size, else from the source. videoscale
+    // keeps its quality up to 2:1 but loses it beyond (chroma most), and a
+    // smaller input costs less (benches/results/scaler.md).
+    let mut scaled: Vec<(u32, gst::Element)> = Vec::new();
     for rung in &rungs {
-        renditions.push(add_rung(
+        let short = rung.width.min(rung.height);
+        let from = scaled
+            .iter()
+            .filter(|(side, _)| *side >= 2 * short)
+            .min_by_key(|(side, _)| *side)
+            .map_or(&vtee, |(_, tee)| tee)
+            .clone();
+        let (rendition, raw) = add_rung(
             &pipeline,
-            &vtee,
+            &from,
             atee.as_ref().map(|(_, t)| t),
             rung,
             profile,
             fps,
             out_dir,
-        )?);
+        )?;
+        renditions.push(rendition);
+        scaled.push((short, raw));
     }
 
     // Encoders work through their lookahead after decoding has ended: their
@@ -444,15 +458,17 @@ pub fn transcode(
     })
 }
 
+/// Adds one rung fed from `from` (the source's tee or a larger rung's
+/// scaled frames); returns it and the tee of its own scaled frames.
 fn add_rung(
     pipeline: &gst::Pipeline,
-    vtee: &gst::Element,
+    from: &gst::Element,
     atee: Option<&gst::Element>,
     rung: &PlannedRung,
     profile: &Profile,
     fps: u32,
     out_dir: &Path,
-) -> Result<Rendition, MediaError> {
+) -> Result<(Rendition, gst::Element), MediaError> {
     let mp4_path = out_dir
         .join("renditions")
         .join(format!("{}.mp4", rung.name));
@@ -468,8 +484,8 @@ fn add_rung(
 
     let queue = make("queue")?;
     let scale = make("videoscale")?;
-    // The default method aliases on large downscales; bilinear2 filters properly
-    // at similar speed.
+    // The profile's method (catrom by default: sharper than bilinear2 at
+    // 2:1 and below, benches/results/scaler.md).
     scale.set_property_from_str("method", &profile.video.scaler);
     // Even dimensions can differ from the exact aspect by a fraction of a
     // pixel (1080x1920 → 480x854); stretch by that fraction rather than
@@ -504,9 +520,13 @@ fn add_rung(
             .field("profile", profile.video.h264_profile.as_str())
             .build(),
     );
+    let raw_tee = make("tee")?;
+    let enc_queue = make("queue")?;
     add_chain(
         pipeline,
-        &[vtee, &queue, &scale, &raw_caps, &enc, &h264_caps],
+        &[
+            from, &queue, &scale, &raw_caps, &raw_tee, &enc_queue, &enc, &h264_caps,
+        ],
     )?;
 
     // Fragmented MP4, one fragment per GOP: it plays progressively as it
@@ -565,7 +585,7 @@ fn add_rung(
     }
 
     let video_codec = h264_codec_string(&profile.video.h264_profile, rung.width, rung.height, fps);
-    Ok(Rendition {
+    let rendition = Rendition {
         name: rung.name.clone(),
         mp4: mp4_path,
         hls_playlist: hls_dir.join("index.m3u8"),
@@ -579,7 +599,8 @@ fn add_rung(
         } else {
             video_codec
         },
-    })
+    };
+    Ok((rendition, raw_tee))
 }
 
 /// A caption track offered to HLS players.
