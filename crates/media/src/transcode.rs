@@ -505,6 +505,11 @@ fn add_rung(
     enc.set_property("bitrate", rung.video_kbps);
     enc.set_property_from_str("speed-preset", &profile.video.x264_preset);
     enc.set_property("key-int-max", gop);
+    // No B-frames: mp4mux's fragmented output has no edit list, so the
+    // reordering delay of B-frames would start the video two frames after
+    // the audio (an A/V offset players do not correct). Measured on the
+    // bench clip at 480p/1000 kbit/s: 29.77 dB without, 29.76 dB with.
+    enc.set_property("bframes", 0u32);
     enc.set_property(
         "option-string",
         format!(
