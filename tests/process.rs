@@ -148,12 +148,22 @@ fn check_renditions(out: &Path, manifest: &Value, source_s: f64, portrait: bool,
         assert!(w % 2 == 0 && h % 2 == 0);
         assert_eq!(h > w, portrait, "{}: {w}x{h} orientation", path.display());
         let start = |s: &Value| s["start_time"].as_str().unwrap().parse::<f64>().unwrap();
-        assert!(start(v).abs() < 0.001, "{}: video starts at {}", path.display(), start(v));
+        assert!(
+            start(v).abs() < 0.001,
+            "{}: video starts at {}",
+            path.display(),
+            start(v)
+        );
         let a = streams.iter().find(|s| s["codec_type"] == "audio");
         assert_eq!(a.is_some(), audio);
         if let Some(a) = a {
             // Picture and sound start together (no B-frame delay without an edit list).
-            assert!(start(a).abs() < 0.03, "{}: audio starts at {}", path.display(), start(a));
+            assert!(
+                start(a).abs() < 0.03,
+                "{}: audio starts at {}",
+                path.display(),
+                start(a)
+            );
         }
         if let Some(a) = a {
             assert_eq!(a["codec_name"], "aac");
