@@ -3,8 +3,8 @@
 //! ```text
 //! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ h264parse ─ mp4mux(fragmented) ─ filesink
 //!                      │                                                            ┊
-//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ mp4mux
-//!                                                                           └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
+//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ tee ─┬─ queue ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ mp4mux
+//!                                                                               └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
 //! ```
 //! The source is decoded once; the orientation tag is applied by `videoflip`
 //! so every output is upright; GOPs are closed and fixed-length (no scene-cut
@@ -230,11 +230,23 @@ pub fn transcode(
             apply_limiter(&volume, limiter, profile.audio.channels as usize);
         }
         let tee = make("tee")?;
+        // Whisper hears the decoded audio as it is, before gain and limiter:
+        // what `eval asr` measures, and no limiter artefacts to mishear.
+        let raw_tee = make("tee")?;
+        let gain_queue = make("queue")?;
         add_chain(
             &pipeline,
-            &[&aconvert, &aresample, &f32_caps, &volume, &tee],
+            &[
+                &aconvert,
+                &aresample,
+                &f32_caps,
+                &raw_tee,
+                &gain_queue,
+                &volume,
+                &tee,
+            ],
         )?;
-        Some((aconvert, tee))
+        Some((aconvert, tee, raw_tee))
     } else {
         None
     };
@@ -256,7 +268,7 @@ pub fn transcode(
         let (rendition, raw) = add_rung(
             &pipeline,
             &from,
-            atee.as_ref().map(|(_, t)| t),
+            atee.as_ref().map(|(_, t, _)| t),
             rung,
             profile,
             fps,
@@ -334,7 +346,7 @@ pub fn transcode(
 
     // ASR branch: capped, so a file that lies about its length cannot grow it.
     let samples = match &atee {
-        Some((_, tee)) => {
+        Some((_, _, tee)) => {
             let queue = make("queue")?;
             let convert = make("audioconvert")?;
             let resample = make("audioresample")?;
@@ -361,7 +373,7 @@ pub fn transcode(
     // ones must carry data.
     let watch = Arc::clone(&monitor);
     let flip_weak = flip.downgrade();
-    let audio_weak = atee.as_ref().map(|(c, _)| c.downgrade());
+    let audio_weak = atee.as_ref().map(|(c, _, _)| c.downgrade());
     let pipeline_weak = pipeline.downgrade();
     let video_linked = Arc::new(AtomicBool::new(false));
     let audio_linked = Arc::new(AtomicBool::new(false));
