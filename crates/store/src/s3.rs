@@ -130,16 +130,19 @@ impl S3Store {
         }
     }
 
-    /// Starts a GET; a missing key is [`StoreError::NotFound`].
+    /// Starts a GET of the whole object, or of `range` (an HTTP `Range`
+    /// value); a missing key is [`StoreError::NotFound`].
     async fn get_object(
         &self,
         key: &str,
+        range: Option<String>,
     ) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, StoreError> {
         let full = self.full(key)?;
         self.client
             .get_object()
             .bucket(&self.opts.bucket)
             .key(&full)
+            .set_range(range)
             .send()
             .await
             .map_err(|e| match e.as_service_error() {
@@ -273,7 +276,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_file(&self, key: &str, file: &Path) -> Result<u64, StoreError> {
-        let resp = self.get_object(key).await?;
+        let resp = self.get_object(key, None).await?;
         let tmp = file.with_file_name(format!(
             ".{}.partial",
             file.file_name()
@@ -314,7 +317,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get_bytes(&self, key: &str) -> Result<Vec<u8>, StoreError> {
-        let resp = self.get_object(key).await?;
+        let resp = self.get_object(key, None).await?;
         let data = resp
             .body
             .collect()
@@ -331,21 +334,12 @@ impl ObjectStore for S3Store {
         if range.is_empty() {
             return Ok(Vec::new());
         }
-        let full = self.full(key)?;
         let resp = self
-            .client
-            .get_object()
-            .bucket(&self.opts.bucket)
-            .key(&full)
-            .range(format!("bytes={}-{}", range.start, range.end - 1))
-            .send()
-            .await
-            .map_err(|e| match e.as_service_error() {
-                Some(s) if s.is_no_such_key() => StoreError::NotFound {
-                    key: key.to_owned(),
-                },
-                _ => remote(key, "get range", e),
-            })?;
+            .get_object(
+                key,
+                Some(format!("bytes={}-{}", range.start, range.end - 1)),
+            )
+            .await?;
         let data = resp
             .body
             .collect()
