@@ -49,7 +49,10 @@ fn claims(pg: &services::Postgres, workers: usize) -> f64 {
             std::thread::spawn(move || {
                 let mut n = 0usize;
                 let who = format!("w{w}");
-                while let Some(cl) = c.claim(&who, Duration::from_secs(60)).unwrap() {
+                while let Some(cl) = c
+                    .claim(&who, Duration::from_secs(60), &stemfeed_queue::Phase::ALL)
+                    .unwrap()
+                {
                     assert!(
                         c.complete(cl.job.id, &cl.token, &who, "videos/x", &[])
                             .unwrap()

@@ -57,7 +57,10 @@ fn behaviour(c: &Catalog) {
     );
 
     // Claim, heartbeat through the stages, complete once.
-    let claim = c.claim("w1", LEASE).unwrap().expect("a queued job");
+    let claim = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .expect("a queued job");
     assert_eq!(claim.job.id, job);
     assert_eq!(claim.job.attempts, 1);
     assert_eq!(
@@ -65,7 +68,9 @@ fn behaviour(c: &Catalog) {
         format!("uploads/{}/source", upload(1).video_id())
     );
     assert!(
-        c.claim("w2", LEASE).unwrap().is_none(),
+        c.claim("w2", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "a held job was claimed twice"
     );
     for state in [
@@ -106,10 +111,17 @@ fn behaviour(c: &Catalog) {
     // An expired lease: another worker takes over; the first can no longer
     // heartbeat or complete.
     let job2 = created(c.submit(&upload(2), 3).unwrap());
-    let first = c.claim("w1", Duration::from_millis(200)).unwrap().unwrap();
+    let first = c
+        .claim(
+            "w1",
+            Duration::from_millis(200),
+            &stemfeed_queue::Phase::ALL,
+        )
+        .unwrap()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(400));
     let second = c
-        .claim("w2", LEASE)
+        .claim("w2", LEASE, &stemfeed_queue::Phase::ALL)
         .unwrap()
         .expect("expired lease is claimable");
     assert_eq!(second.job.id, job2);
@@ -145,7 +157,10 @@ fn behaviour(c: &Catalog) {
 
     // Transient failures retry with backoff, then dead-letter with the reason.
     let job3 = created(c.submit(&upload(3), 2).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         c.fail(
             job3,
@@ -159,7 +174,9 @@ fn behaviour(c: &Catalog) {
         Some(JobState::Queued)
     );
     assert!(
-        c.claim("w1", LEASE).unwrap().is_none(),
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "backoff not respected"
     );
     let j = c.job(job3).unwrap().unwrap();
@@ -171,7 +188,7 @@ fn behaviour(c: &Catalog) {
     let job4 = created(c.submit(&upload(4), 2).unwrap());
     for attempt in 1..=2 {
         let cl = c
-            .claim("w1", LEASE)
+            .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
             .unwrap()
             .expect("retry is claimable without backoff");
         assert_eq!((cl.job.id, cl.job.attempts), (job4, attempt));
@@ -202,7 +219,10 @@ fn behaviour(c: &Catalog) {
 
     // Bad input is not retried.
     let job5 = created(c.submit(&upload(5), 3).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(cl.job.id, job5);
     assert_eq!(
         c.fail(
@@ -216,13 +236,23 @@ fn behaviour(c: &Catalog) {
         .unwrap(),
         Some(JobState::Failed)
     );
-    assert!(c.claim("w1", LEASE).unwrap().is_none());
+    assert!(
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none()
+    );
 
     // Release on shutdown gives the attempt back.
     let job6 = created(c.submit(&upload(6), 3).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert!(c.release(job6, &cl.token, "w1").unwrap());
-    let cl = c.claim("w2", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w2", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!((cl.job.id, cl.job.attempts), (job6, 1));
 
     // Cancellation: running jobs see it on their next heartbeat.
@@ -236,7 +266,9 @@ fn behaviour(c: &Catalog) {
     let job7 = created(c.submit(&upload(7), 3).unwrap());
     assert_eq!(c.cancel(job7).unwrap(), Some(JobState::Cancelled));
     assert!(
-        c.claim("w1", LEASE).unwrap().is_none(),
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "a cancelled job was claimed"
     );
 
@@ -329,7 +361,10 @@ fn failure_kinds(c: &Catalog) {
     // Infrastructure: requeued with backoff, the attempt not consumed, even
     // more times than the job has attempts.
     let job = created(c.submit(&upload(20), 2).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
     assert_eq!(
         c.fail(
@@ -349,14 +384,16 @@ fn failure_kinds(c: &Catalog) {
         (JobState::Queued, 0, Some("store: disk full"))
     );
     assert!(
-        c.claim("w1", LEASE).unwrap().is_none(),
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "backoff not respected"
     );
 
     let job = created(c.submit(&upload(21), 2).unwrap());
     for _ in 0..4 {
         let cl = c
-            .claim("w1", LEASE)
+            .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
             .unwrap()
             .expect("requeued without backoff");
         assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
@@ -373,7 +410,10 @@ fn failure_kinds(c: &Catalog) {
             Some(JobState::Queued)
         );
     }
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!((cl.job.id, cl.job.attempts), (job, 1));
     assert!(c.complete(job, &cl.token, "w1", "videos/x", &[]).unwrap());
     // Each attempt ends with a "retry" event that says it was not counted.
@@ -389,7 +429,10 @@ fn failure_kinds(c: &Catalog) {
     // Crash: the first is retried (using the attempt), the second fails the
     // job for good with its message, even with attempts left.
     let job = created(c.submit(&upload(22), 5).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         c.fail(
             job,
@@ -405,7 +448,10 @@ fn failure_kinds(c: &Catalog) {
     let j = c.job(job).unwrap().unwrap();
     assert_eq!((j.state, j.attempts, j.crashes), (JobState::Queued, 1, 1));
     // A transient failure in between does not reset the count.
-    let cl = c.claim("w2", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w2", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!((cl.job.id, cl.job.attempts), (job, 2));
     assert_eq!(
         c.fail(
@@ -419,7 +465,10 @@ fn failure_kinds(c: &Catalog) {
         .unwrap(),
         Some(JobState::Queued)
     );
-    let cl = c.claim("w2", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w2", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!((cl.job.id, cl.job.attempts), (job, 3));
     let msg = "asr: timed out after 600 s";
     assert_eq!(
@@ -433,7 +482,9 @@ fn failure_kinds(c: &Catalog) {
         (JobState::Failed, 3, 2, Some(msg))
     );
     assert!(
-        c.claim("w1", LEASE).unwrap().is_none(),
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "a job that crashed twice was retried"
     );
     let last = c.events(job).unwrap().pop().unwrap();
@@ -448,7 +499,10 @@ fn failure_kinds(c: &Catalog) {
 
     // A first crash on the last attempt is dead, as a transient failure is.
     let job = created(c.submit(&upload(23), 1).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         c.fail(job, &cl.token, "w1", "killed", Failure::Crash, NO_BACKOFF)
             .unwrap(),
@@ -468,11 +522,20 @@ fn cancellation_edges(c: &Catalog) {
     // The worker dies after the cancel was requested: its lease expires and
     // the next claim sweeps the job to cancelled instead of running it.
     let job = created(c.submit(&upload(30), 3).unwrap());
-    let dead = c.claim("w1", Duration::from_millis(200)).unwrap().unwrap();
+    let dead = c
+        .claim(
+            "w1",
+            Duration::from_millis(200),
+            &stemfeed_queue::Phase::ALL,
+        )
+        .unwrap()
+        .unwrap();
     assert_eq!(c.cancel(job).unwrap(), Some(JobState::Probing));
     std::thread::sleep(Duration::from_millis(400));
     assert!(
-        c.claim("w2", LEASE).unwrap().is_none(),
+        c.claim("w2", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "a cancelled job was run again"
     );
     let j = c.job(job).unwrap().unwrap();
@@ -498,7 +561,10 @@ fn cancellation_edges(c: &Catalog) {
 
     // Handed back on shutdown with a cancel pending: cancelled, not stranded.
     let job = created(c.submit(&upload(31), 3).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(c.cancel(job).unwrap(), Some(JobState::Probing));
     assert!(c.release(job, &cl.token, "w1").unwrap());
     assert_eq!(c.job(job).unwrap().unwrap().state, JobState::Cancelled);
@@ -512,7 +578,10 @@ fn cancellation_edges(c: &Catalog) {
         (34, Failure::Crash),
     ] {
         let job = created(c.submit(&upload(n), 3).unwrap());
-        let cl = c.claim("w1", LEASE).unwrap().unwrap();
+        let cl = c
+            .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .unwrap();
         c.cancel(job).unwrap();
         assert_eq!(
             c.fail(job, &cl.token, "w1", "store: timeout", kind, NO_BACKOFF)
@@ -523,12 +592,21 @@ fn cancellation_edges(c: &Catalog) {
     }
     // A release without a cancel still requeues.
     let job = created(c.submit(&upload(35), 3).unwrap());
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert!(c.release(job, &cl.token, "w1").unwrap());
     assert_eq!(c.job(job).unwrap().unwrap().state, JobState::Queued);
-    assert!(c.claim("w1", LEASE).unwrap().is_some());
     assert!(
-        c.claim("w1", LEASE).unwrap().is_none(),
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        c.claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+            .unwrap()
+            .is_none(),
         "a cancelled job was claimed"
     );
 }
@@ -653,7 +731,10 @@ fn first(track: &str, cues: &str) -> FirstCaption {
 /// same moment each get their own version, never an error.
 fn caption_versions(c: &Catalog) {
     let video = c.submit(&upload(300), 3).unwrap().video_id().to_owned();
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     let tracks = [
         first("ur.transcript", "[1]"),
         first("en.translation", "[2]"),
@@ -722,7 +803,10 @@ fn caption_versions(c: &Catalog) {
 
     // A run completed without tracks (an older worker) is listed for import.
     let old = c.submit(&upload(301), 3).unwrap().video_id().to_owned();
-    let cl = c.claim("w1", LEASE).unwrap().unwrap();
+    let cl = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert!(
         c.complete(cl.job.id, &cl.token, "w1", "videos/r2", &[])
             .unwrap()
@@ -756,7 +840,10 @@ fn concurrent_claims(c: Arc<Catalog>) {
             let c = Arc::clone(&c);
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
-                while let Some(cl) = c.claim(&format!("t{w}"), LEASE).unwrap() {
+                while let Some(cl) = c
+                    .claim(&format!("t{w}"), LEASE, &stemfeed_queue::Phase::ALL)
+                    .unwrap()
+                {
                     assert!(
                         c.complete(cl.job.id, &cl.token, &format!("t{w}"), "videos/x", &[])
                             .unwrap()

@@ -197,7 +197,10 @@ fn catalog_recovers_after_postgres_restart() {
     let jobs: Vec<i64> = (1..=3)
         .map(|n| created(c.submit(&upload(n), 3).unwrap()))
         .collect();
-    let held = c.claim("w1", LEASE).unwrap().unwrap();
+    let held = c
+        .claim("w1", LEASE, &stemfeed_queue::Phase::ALL)
+        .unwrap()
+        .unwrap();
     assert_eq!(held.job.id, jobs[0]);
     // Several connections in the pool, all of which the restart will close.
     std::thread::scope(|s| {
@@ -265,7 +268,7 @@ fn catalog_recovers_after_postgres_restart() {
     // New work is accepted and the queued jobs are still claimable.
     let fourth = created(c.submit(&upload(4), 3).unwrap());
     let mut claimed = Vec::new();
-    while let Some(cl) = c.claim("w2", LEASE).unwrap() {
+    while let Some(cl) = c.claim("w2", LEASE, &stemfeed_queue::Phase::ALL).unwrap() {
         assert!(
             c.complete(cl.job.id, &cl.token, "w2", "videos/b", &[])
                 .unwrap()

@@ -1,14 +1,17 @@
-//! `stemfeed process`: one video through probe → validate → transcode →
-//! captions → tags, with `manifest.json` written last so a reader never sees
-//! a half-finished set. Runs the stages in this process: the file is the
-//! caller's own and no credentials are at stake (the worker isolates them).
+//! `stemfeed process`: one video through probe → validate → loudness and
+//! ASR audio → transcode, with captions → tags running beside the transcode
+//! from the moment the audio is ready, and `manifest.json` written last so
+//! a reader never sees a half-finished set. Runs the stages in this process:
+//! the file is the caller's own and no credentials are at stake (the worker
+//! isolates them).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
 use stemfeed_core::Config;
-use stemfeed_pipeline::contract::{JobSpec, StageSettings};
+use stemfeed_pipeline::compose;
+use stemfeed_pipeline::contract::{AudioReady, Captioned, JobSpec, StageSettings};
 use stemfeed_pipeline::{Stage, stages};
 
 use crate::probe_cmd::load_profile;
@@ -58,6 +61,7 @@ pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
         description: args.description.clone(),
         grade: args.grade,
         captions: !args.no_captions,
+        captions_elsewhere: false,
     };
     let settings = StageSettings::from(config);
     let mut last = -1i64;
@@ -70,8 +74,33 @@ pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let prepared = stages::prepare(&job, &settings, &mut progress)?;
-    stages::finish(&job, &settings, &tagger, prepared, &mut progress)?;
+    // Captions start as soon as the first half has written the ASR audio,
+    // and run while the video encodes. The first half's result or failure
+    // decides what happens next: a failed transcode is reported at once.
+    let (tx, rx) = std::sync::mpsc::channel::<Option<AudioReady>>();
+    let captions = {
+        let (job, settings) = (job.clone(), settings.clone());
+        std::thread::spawn(move || -> anyhow::Result<Option<Captioned>> {
+            let Ok(audio) = rx.recv() else {
+                return Ok(None);
+            };
+            let captioned = stages::captions(&job, &settings, &tagger, audio, &mut |_, _| {})?;
+            Ok(Some(captioned))
+        })
+    };
+    let mut sent = false;
+    let prepared = stages::prepare(&job, &settings, &mut progress, &mut |audio| {
+        sent = tx.send(Some(audio)).is_ok();
+    })?;
+    if !sent {
+        let _ = tx.send(None);
+    }
+    let captioned = captions
+        .join()
+        .map_err(|_| anyhow::anyhow!("{}: the captions thread panicked", job.display_name))??
+        .ok_or_else(|| anyhow::anyhow!("{}: captions did not run", job.display_name))?;
+    compose::write_manifest(&job, &prepared, &captioned)
+        .map_err(|e| anyhow::anyhow!("{}: writing manifest.json: {e}", job.display_name))?;
     println!("{}", args.out.join("manifest.json").display());
     Ok(ExitCode::SUCCESS)
 }

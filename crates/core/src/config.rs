@@ -136,6 +136,52 @@ pub struct WorkerConfig {
     /// duration (the transcode) or the probed duration (captions).
     pub stage_base_seconds: u64,
     pub stage_seconds_per_media_second: f64,
+    /// The stages this worker claims: `transcode` (probe, validate,
+    /// loudness, ASR audio, renditions) and `captions` with `tags` (which
+    /// run on the transcript, so the two go together). CPU boxes take
+    /// `["transcode"]`, GPU boxes `["captions", "tags"]`; a worker with all
+    /// of them (the default) runs a job whole, captions beside the encode.
+    pub stages: Vec<String>,
+}
+
+/// The stage names `worker.stages` accepts.
+pub const WORKER_STAGES: [&str; 3] = ["transcode", "captions", "tags"];
+
+impl WorkerConfig {
+    /// Whether this worker claims the transcode part of jobs.
+    pub fn transcodes(&self) -> bool {
+        self.stages.iter().any(|s| s == "transcode")
+    }
+
+    /// Whether this worker claims the captions part (captions and tags).
+    pub fn captions_and_tags(&self) -> bool {
+        self.stages.iter().any(|s| s == "captions")
+    }
+
+    /// Checks what serde cannot: known stage names, captions with tags.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(bad) = self
+            .stages
+            .iter()
+            .find(|s| !WORKER_STAGES.contains(&s.as_str()))
+        {
+            return Err(format!(
+                "worker.stages: unknown stage {bad:?} (known: {})",
+                WORKER_STAGES.join(", ")
+            ));
+        }
+        if self.stages.is_empty() {
+            return Err("worker.stages is empty: a worker needs at least one stage".to_owned());
+        }
+        let has = |name: &str| self.stages.iter().any(|s| s == name);
+        if has("captions") != has("tags") {
+            return Err(
+                "worker.stages: \"captions\" and \"tags\" go together (tags are read from the transcript in the same stage)"
+                    .to_owned(),
+            );
+        }
+        Ok(())
+    }
 }
 
 impl Default for WorkerConfig {
@@ -158,6 +204,7 @@ impl Default for WorkerConfig {
             stage_file_mib: 4096,
             stage_base_seconds: 120,
             stage_seconds_per_media_second: 20.0,
+            stages: WORKER_STAGES.iter().map(|s| (*s).to_owned()).collect(),
         }
     }
 }
@@ -395,6 +442,7 @@ impl Config {
     fn from_toml(text: &str) -> Result<Self, String> {
         let file: ConfigFile = toml::from_str(text).map_err(|e| e.message().to_owned())?;
         file.server.check()?;
+        file.worker.check()?;
         let defaults = Self::defaults();
         Ok(Self {
             data_dir: file.data_dir.unwrap_or(defaults.data_dir),

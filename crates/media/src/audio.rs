@@ -153,6 +153,83 @@ pub(crate) fn stream(
     Ok(())
 }
 
+/// Converts interleaved f32 at `rate` × `channels` (the decoded audio a
+/// loudness pass kept) to 16 kHz mono for Whisper, through the same
+/// audioconvert → audioresample chain the decoders use, keeping at most
+/// `max_samples`. `path` names the upload in errors.
+pub fn to_asr_pcm(
+    path: &Path,
+    samples: Vec<f32>,
+    rate: u32,
+    channels: u32,
+    max_samples: usize,
+    watchdog: Watchdog,
+) -> Result<Vec<f32>, MediaError> {
+    const STAGE: &str = "ASR audio";
+    crate::init()?;
+    let (rate_hz, channel_count) = (rate.max(1), channels.max(1));
+    let frames = samples.len() / channel_count as usize;
+    let seconds = frames as f64 / f64::from(rate_hz);
+    let monitor = Monitor::new(path, STAGE, DecodeLimit::for_declared(seconds));
+    let caps = gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("rate", rate_hz as i32)
+        .field("channels", channel_count as i32)
+        .field("layout", "interleaved")
+        .build();
+    let src = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .build();
+    let pipeline = gst::Pipeline::with_name("asr-audio");
+    let convert = crate::make("audioconvert")?;
+    let resample = crate::make("audioresample")?;
+    let (collected, collect) = capped_collector(path, STAGE, ASR_RATE, 1, max_samples);
+    let sink = f32_sink(ASR_RATE, 1, Arc::clone(&monitor), collect);
+    pipeline
+        .add_many([src.upcast_ref(), &convert, &resample, sink.upcast_ref()])
+        .expect("fresh elements add to a fresh pipeline");
+    gst::Element::link_many([src.upcast_ref(), &convert, &resample, sink.upcast_ref()])
+        .expect("static audio chain links");
+    // Fed a second at a time as the chain asks, so the samples are not
+    // copied twice over.
+    let chunk = (rate_hz * channel_count) as usize;
+    let mut next = 0usize;
+    src.set_callbacks(
+        gst_app::AppSrcCallbacks::builder()
+            .need_data(move |src, _| {
+                if next >= samples.len() {
+                    let _ = src.end_of_stream();
+                    return;
+                }
+                let end = (next + chunk).min(samples.len());
+                let bytes: Vec<u8> = samples[next..end]
+                    .iter()
+                    .flat_map(|s| s.to_le_bytes())
+                    .collect();
+                let first_frame = (next / channel_count as usize) as u64;
+                let frame_count = ((end - next) / channel_count as usize) as u64;
+                let mut buffer = gst::Buffer::from_mut_slice(bytes);
+                {
+                    let b = buffer.get_mut().expect("a new buffer is writable");
+                    b.set_pts(gst::ClockTime::from_nseconds(
+                        first_frame * 1_000_000_000 / u64::from(rate_hz),
+                    ));
+                    b.set_duration(gst::ClockTime::from_nseconds(
+                        frame_count * 1_000_000_000 / u64::from(rate_hz),
+                    ));
+                }
+                next = end;
+                let _ = src.push_buffer(buffer);
+            })
+            .build(),
+    );
+    run_to_eos(&pipeline, &monitor, watchdog, |_, _| {})?;
+    Ok(std::mem::take(
+        &mut *collected.lock().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
 fn no_audio(path: &Path, stage: &'static str) -> MediaError {
     MediaError::Input {
         path: path.to_path_buf(),

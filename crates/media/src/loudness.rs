@@ -128,9 +128,21 @@ fn limiter_gains(peaks: &[f32], ceiling: f32, attack: usize, release: f32) -> Ve
     gains
 }
 
+/// What one pass over a file's audio yields: its loudness plan and the
+/// 16 kHz mono audio Whisper hears (the decoded audio as it is, before gain
+/// and limiter), ready before any video is encoded.
+#[derive(Debug, Clone)]
+pub struct AudioPass {
+    pub loudness: Loudness,
+    pub asr_pcm: Vec<f32>,
+}
+
 /// Measures `path`'s first audio stream as `channels` × `rate` Hz, metering
-/// each buffer as it is decoded. Refuses a file whose streams run past
-/// `limit` (bad input, see [`MediaError::Overrun`]).
+/// each buffer as it is decoded, and derives the ASR audio (at most
+/// `asr_max_samples` samples, see [`crate::limits::asr_sample_cap`]) from
+/// the same decode. Refuses a file whose streams run past `limit` (bad
+/// input, see [`MediaError::Overrun`]).
+#[allow(clippy::too_many_arguments)]
 pub fn measure(
     path: &Path,
     rate: u32,
@@ -138,8 +150,9 @@ pub fn measure(
     target_lufs: f64,
     true_peak_max_dbtp: f64,
     limit: DecodeLimit,
+    asr_max_samples: usize,
     watchdog: Watchdog,
-) -> Result<Loudness, MediaError> {
+) -> Result<AudioPass, MediaError> {
     let fail = |path: &Path, e: ebur128::Error| MediaError::Input {
         path: path.to_path_buf(),
         stage: STAGE,
@@ -186,7 +199,9 @@ pub fn measure(
                 .map_err(|e| fail(path, e))?;
         }
     }
-    Ok(loudness)
+    let asr_pcm =
+        crate::audio::to_asr_pcm(path, samples, rate, channels, asr_max_samples, watchdog)?;
+    Ok(AudioPass { loudness, asr_pcm })
 }
 
 fn max_true_peak(meter: &ebur128::EbuR128, channels: u32) -> Result<f64, ebur128::Error> {

@@ -55,9 +55,6 @@ pub struct TranscodeOutput {
     pub renditions: Vec<Rendition>,
     pub poster: Option<crate::stills::Still>,
     pub thumbnails: Vec<crate::stills::Still>,
-    /// 16 kHz mono f32 for ASR, from the same decode; empty without audio.
-    /// Never longer than the `asr_max_samples` the transcode was given.
-    pub asr_pcm: Vec<f32>,
 }
 
 fn add_chain(pipeline: &gst::Pipeline, chain: &[&gst::Element]) -> Result<(), MediaError> {
@@ -73,7 +70,8 @@ fn add_chain(pipeline: &gst::Pipeline, chain: &[&gst::Element]) -> Result<(), Me
     })
 }
 
-fn output_fps(info: &MediaInfo, profile: &Profile) -> u32 {
+/// The frame rate every rung is encoded at.
+pub fn output_fps(info: &MediaInfo, profile: &Profile) -> u32 {
     let source = info.video.as_ref().and_then(|v| v.fps).unwrap_or(30.0);
     (source.round() as u32).clamp(1, profile.video.max_fps)
 }
@@ -151,10 +149,9 @@ fn apply_limiter(volume: &gst::Element, limiter: Arc<GainEnvelope>, channels: us
 /// the audio of every rendition (loudness normalisation, see [`Gain`]).
 ///
 /// Decoding stops, refusing the file as bad input, when any stream runs past
-/// `limit` (usually [`DecodeLimit::for_declared`] of `info.duration_s`) or
-/// when the ASR audio would pass `asr_max_samples` 16 kHz mono samples
-/// (usually [`crate::limits::asr_sample_cap`] of the profile's
-/// `limits.max_duration_s`). `watchdog` bounds the run's time and stalls.
+/// `limit` (usually [`DecodeLimit::for_declared`] of `info.duration_s`).
+/// `watchdog` bounds the run's time and stalls. (The ASR audio comes from
+/// the loudness pass, [`crate::loudness::measure`], before any encoding.)
 #[allow(clippy::too_many_arguments)]
 pub fn transcode(
     input: &Path,
@@ -163,7 +160,6 @@ pub fn transcode(
     out_dir: &Path,
     gain: impl Into<Gain>,
     limit: DecodeLimit,
-    asr_max_samples: usize,
     watchdog: Watchdog,
     progress: &mut dyn FnMut(f64),
 ) -> Result<TranscodeOutput, MediaError> {
@@ -230,23 +226,11 @@ pub fn transcode(
             apply_limiter(&volume, limiter, profile.audio.channels as usize);
         }
         let tee = make("tee")?;
-        // Whisper hears the decoded audio as it is, before gain and limiter:
-        // what `eval asr` measures, and no limiter artefacts to mishear.
-        let raw_tee = make("tee")?;
-        let gain_queue = make("queue")?;
         add_chain(
             &pipeline,
-            &[
-                &aconvert,
-                &aresample,
-                &f32_caps,
-                &raw_tee,
-                &gain_queue,
-                &volume,
-                &tee,
-            ],
+            &[&aconvert, &aresample, &f32_caps, &volume, &tee],
         )?;
-        Some((aconvert, tee, raw_tee))
+        Some((aconvert, tee))
     } else {
         None
     };
@@ -268,7 +252,7 @@ pub fn transcode(
         let (rendition, raw) = add_rung(
             &pipeline,
             &from,
-            atee.as_ref().map(|(_, t, _)| t),
+            atee.as_ref().map(|(_, t)| t),
             rung,
             profile,
             fps,
@@ -344,36 +328,12 @@ pub fn transcode(
         )?;
     }
 
-    // ASR branch: capped, so a file that lies about its length cannot grow it.
-    let samples = match &atee {
-        Some((_, _, tee)) => {
-            let queue = make("queue")?;
-            let convert = make("audioconvert")?;
-            let resample = make("audioresample")?;
-            let (collected, collect) = crate::audio::capped_collector(
-                input,
-                STAGE,
-                crate::audio::ASR_RATE,
-                1,
-                asr_max_samples,
-            );
-            let sink =
-                crate::audio::f32_sink(crate::audio::ASR_RATE, 1, Arc::clone(&monitor), collect);
-            add_chain(
-                &pipeline,
-                &[tee, &queue, &convert, &resample, sink.upcast_ref()],
-            )?;
-            collected
-        }
-        None => Arc::new(Mutex::new(Vec::new())),
-    };
-
     // decodebin's pads: first video → flip, first audio → audio trunk, rest
     // discarded. Every one is watched against the decode limit; the linked
     // ones must carry data.
     let watch = Arc::clone(&monitor);
     let flip_weak = flip.downgrade();
-    let audio_weak = atee.as_ref().map(|(c, _, _)| c.downgrade());
+    let audio_weak = atee.as_ref().map(|(c, _)| c.downgrade());
     let pipeline_weak = pipeline.downgrade();
     let video_linked = Arc::new(AtomicBool::new(false));
     let audio_linked = Arc::new(AtomicBool::new(false));
@@ -453,7 +413,6 @@ pub fn transcode(
         )?;
     }
     progress(1.0);
-    let asr_pcm = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
     let (poster, thumbnails) =
         crate::stills::write(&picker.lock().unwrap_or_else(|p| p.into_inner()), out_dir).map_err(
             |source| MediaError::Output {
@@ -466,7 +425,6 @@ pub fn transcode(
         renditions,
         poster,
         thumbnails,
-        asr_pcm,
     })
 }
 
@@ -620,16 +578,6 @@ fn add_rung(
     Ok((rendition, raw_tee))
 }
 
-/// A caption track offered to HLS players.
-#[derive(Debug, Clone)]
-pub struct SubtitleTrack {
-    pub language: String,
-    /// Shown in the player's menu.
-    pub name: String,
-    /// Media playlist, relative to `hls/`.
-    pub playlist: String,
-}
-
 /// Writes `hls/subs/<id>.m3u8`: one WebVTT segment spanning the video.
 pub fn write_subtitle_playlist(
     out_dir: &Path,
@@ -650,44 +598,4 @@ pub fn write_subtitle_playlist(
     );
     std::fs::write(dir.join(format!("{id}.m3u8")), text)?;
     Ok(format!("subs/{id}.m3u8"))
-}
-
-fn quoted(s: &str) -> String {
-    s.replace('"', "'")
-}
-
-/// Writes `hls/master.m3u8` referencing every rendition's playlist and, when
-/// there are caption tracks, a SUBTITLES group every variant points at.
-pub fn write_master_playlist(
-    out_dir: &Path,
-    renditions: &[Rendition],
-    subtitles: &[SubtitleTrack],
-) -> std::io::Result<PathBuf> {
-    let mut text = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    for (i, s) in subtitles.iter().enumerate() {
-        text.push_str(&format!(
-            "#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"subs\",NAME=\"{}\",LANGUAGE=\"{}\",DEFAULT={},AUTOSELECT=YES,URI=\"{}\"\n",
-            quoted(&s.name),
-            quoted(&s.language),
-            if i == 0 { "YES" } else { "NO" },
-            quoted(&s.playlist)
-        ));
-    }
-    let group = if subtitles.is_empty() {
-        ""
-    } else {
-        ",SUBTITLES=\"subs\""
-    };
-    for r in renditions {
-        let bandwidth =
-            (u64::from(r.video_kbps) * 3 / 2 + u64::from(r.audio_kbps.unwrap_or(0))) * 1000;
-        let average = (u64::from(r.video_kbps) + u64::from(r.audio_kbps.unwrap_or(0))) * 1000;
-        text.push_str(&format!(
-            "#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},AVERAGE-BANDWIDTH={average},RESOLUTION={}x{},FRAME-RATE={}.000,CODECS=\"{}\"{group}\n{}/index.m3u8\n",
-            r.width, r.height, r.fps, r.codecs, r.name
-        ));
-    }
-    let path = out_dir.join("hls").join("master.m3u8");
-    std::fs::write(&path, text)?;
-    Ok(path)
 }

@@ -182,6 +182,7 @@ fn a_file_lying_about_its_duration_is_refused_by_the_loudness_pass() {
         -14.0,
         -1.0,
         DecodeLimit::for_declared(info.duration_s),
+        asr_sample_cap(180.0),
         WATCHDOG,
     )
     .unwrap_err();
@@ -219,7 +220,6 @@ fn a_file_lying_about_its_duration_is_refused_by_the_transcode() {
         &dir.path().join("out"),
         0.0,
         DecodeLimit::for_declared(info.duration_s),
-        asr_sample_cap(profile.limits.max_duration_s),
         WATCHDOG,
         &mut |_| {},
     )
@@ -239,9 +239,11 @@ fn loudness_metered_as_frames_arrive_matches_the_whole_file_measurement() {
             -14.0,
             -1.0,
             DecodeLimit::for_declared(declared),
+            asr_sample_cap(180.0),
             WATCHDOG,
         )
         .unwrap()
+        .loudness
     };
 
     let mp4 = tone_mp4(dir.path());
@@ -308,50 +310,41 @@ fn the_asr_audio_is_refused_past_its_cap() {
         )
     );
 
-    // The transcode's ASR branch keeps the same cap.
-    let info = probe(&path);
-    let profile = fast_profile();
-    let err = stemfeed_media::transcode::transcode(
-        &path,
-        &info,
-        &profile,
-        &dir.path().join("capped"),
-        0.0,
-        limit,
-        16_000,
-        WATCHDOG,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    // The loudness pass, which makes the pipeline's ASR audio, keeps the
+    // same cap.
+    let measure = |cap: usize| {
+        stemfeed_media::loudness::measure(&path, 48_000, 2, -14.0, -1.0, limit, cap, WATCHDOG)
+    };
+    let err = measure(16_000).unwrap_err();
     assert!(
         matches!(
             err,
             MediaError::AudioCap {
-                stage: "transcode",
+                stage: "ASR audio",
                 ..
             }
         ),
         "{err:?}"
     );
-
-    let out = stemfeed_media::transcode::transcode(
-        &path,
-        &info,
-        &profile,
-        &dir.path().join("whole"),
-        0.0,
-        limit,
-        asr_sample_cap(profile.limits.max_duration_s),
-        WATCHDOG,
-        &mut |_| {},
-    )
-    .unwrap();
+    let pass = measure(asr_sample_cap(2.0)).unwrap();
     assert!(
-        (31_000..=33_500).contains(&out.asr_pcm.len()),
+        (31_000..=33_500).contains(&pass.asr_pcm.len()),
         "{}",
-        out.asr_pcm.len()
+        pass.asr_pcm.len()
     );
-    assert!(out.renditions.iter().all(|r| r.mp4.is_file()));
+    // It is the same audio the direct decode gives.
+    let diff = pcm
+        .iter()
+        .zip(&pass.asr_pcm)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        pcm.len().abs_diff(pass.asr_pcm.len()) < 200,
+        "{} vs {}",
+        pcm.len(),
+        pass.asr_pcm.len()
+    );
+    assert!(diff < 0.05, "largest sample difference {diff}");
 }
 
 #[test]
@@ -393,7 +386,6 @@ fn undecodable_bytes_are_bad_input_but_a_full_disk_is_not() {
         &out,
         0.0,
         DecodeLimit::for_declared(info.duration_s),
-        asr_sample_cap(profile.limits.max_duration_s),
         WATCHDOG,
         &mut |_| {},
     )
@@ -420,7 +412,6 @@ fn undecodable_bytes_are_bad_input_but_a_full_disk_is_not() {
         &blocked,
         0.0,
         DecodeLimit::for_declared(info.duration_s),
-        asr_sample_cap(profile.limits.max_duration_s),
         WATCHDOG,
         &mut |_| {},
     )

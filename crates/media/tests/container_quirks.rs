@@ -112,7 +112,7 @@ fn probe(path: &Path) -> stemfeed_core::MediaInfo {
 fn loudness(
     path: &Path,
     declared_s: f64,
-) -> Result<stemfeed_media::loudness::Loudness, MediaError> {
+) -> Result<stemfeed_media::loudness::AudioPass, MediaError> {
     stemfeed_media::loudness::measure(
         path,
         48_000,
@@ -120,6 +120,7 @@ fn loudness(
         -14.0,
         -1.0,
         DecodeLimit::for_declared(declared_s),
+        asr_sample_cap(fast_profile().limits.max_duration_s),
         WATCHDOG,
     )
 }
@@ -137,7 +138,6 @@ fn transcode(
         out,
         0.0,
         DecodeLimit::for_declared(info.duration_s),
-        asr_sample_cap(profile.limits.max_duration_s),
         WATCHDOG,
         &mut |_| {},
     )
@@ -162,15 +162,16 @@ fn a_one_second_h264_aac_mpeg_ts_is_probed_at_its_length_and_processed() {
 
     // The measured duration is what the decodes are bounded by: neither
     // the loudness pass nor the transcode finds the file overrunning it.
-    let l = loudness(&path, info.duration_s).unwrap();
+    let pass = loudness(&path, info.duration_s).unwrap();
+    let l = &pass.loudness;
     assert!(l.measured_lufs.is_some(), "{l:?}");
+    assert!(
+        (14_000..=18_000).contains(&pass.asr_pcm.len()),
+        "{}",
+        pass.asr_pcm.len()
+    );
     let out = transcode(&path, &info, &dir.path().join("out")).unwrap();
     assert!(out.renditions.iter().all(|r| r.mp4.is_file()));
-    assert!(
-        (14_000..=18_000).contains(&out.asr_pcm.len()),
-        "{}",
-        out.asr_pcm.len()
-    );
 }
 
 #[test]
@@ -288,12 +289,19 @@ fn mpeg_program_streams_with_mp2_audio_are_measured_and_transcoded_at_once() {
         assert!(info.audio.is_some(), "{info:?}");
 
         let started = Instant::now();
-        let l = loudness(path, info.duration_s).unwrap();
+        let pass = loudness(path, info.duration_s).unwrap();
         assert!(
             started.elapsed() < QUICK,
             "loudness took {:?}",
             started.elapsed()
         );
+        // The ASR audio comes from the same pass.
+        assert!(
+            (22_000..=26_000).contains(&pass.asr_pcm.len()),
+            "{}",
+            pass.asr_pcm.len()
+        );
+        let l = pass.loudness;
         // lavfi's sine peaks at 1/8 (-18 dBFS), then -6 dB: a 1 kHz tone
         // at -24 dBFS, mono played on both channels, meters about -24 LUFS.
         let lufs = l.measured_lufs.unwrap();
@@ -322,11 +330,6 @@ fn mpeg_program_streams_with_mp2_audio_are_measured_and_transcoded_at_once() {
             started.elapsed()
         );
         assert!(out.renditions.iter().all(|r| r.mp4.is_file()));
-        assert!(
-            (22_000..=26_000).contains(&out.asr_pcm.len()),
-            "{}",
-            out.asr_pcm.len()
-        );
     }
 }
 

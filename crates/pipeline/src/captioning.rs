@@ -10,10 +10,11 @@ use stemfeed_asr::caption::{CaptionOptions, caption};
 use stemfeed_captions::segment::Rules;
 use stemfeed_captions::{CaptionFile, srt, webvtt};
 use stemfeed_core::Profile;
-use stemfeed_media::transcode::SubtitleTrack;
 use stemfeed_tagging::Tagger;
 
-use crate::contract::{CaptionsSummary, StageSettings, TrackEntry, TrackFiles, write_atomic};
+use crate::contract::{
+    CaptionsSummary, StageSettings, SubtitleTrack, TrackEntry, TrackFiles, write_atomic,
+};
 use crate::error::{Fault, io_fault};
 
 #[derive(Debug, Default)]

@@ -207,8 +207,15 @@ fn gst_registry_dir() -> Option<PathBuf> {
 /// libraries, its input, the models and the taxonomy, and write only its
 /// job's directories (and GStreamer's registry cache); it cannot signal
 /// processes outside its sandbox (the worker) or ptrace them. Best effort:
-/// on a kernel without Landlock it says so and goes on.
-fn confine(job: &JobSpec, settings: &StageSettings, gpu: bool) -> Result<&'static str, String> {
+/// on a kernel without Landlock it says so and goes on. The captions stage
+/// works from the ASR audio alone and does not get to read the upload
+/// (`reads_input` false).
+fn confine(
+    job: &JobSpec,
+    settings: &StageSettings,
+    gpu: bool,
+    reads_input: bool,
+) -> Result<&'static str, String> {
     use landlock::{
         ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
         RulesetStatus, Scope, path_beneath_rules,
@@ -222,7 +229,9 @@ fn confine(job: &JobSpec, settings: &StageSettings, gpu: bool) -> Result<&'stati
     }
     let abi = ABI::V6;
     let mut read: Vec<PathBuf> = READ_ONLY.iter().map(PathBuf::from).collect();
-    read.push(job.input.clone());
+    if reads_input {
+        read.push(job.input.clone());
+    }
     read.push(settings.models_dir.clone());
     read.extend(settings.tagging.taxonomy.clone());
     let mut write: Vec<PathBuf> = vec![job.out.clone(), job.scratch.clone(), "/dev/null".into()];
@@ -280,13 +289,14 @@ pub fn check(hardening: &Hardening) -> SandboxReport {
         description: None,
         grade: None,
         captions: false,
+        captions_elsewhere: false,
     };
     let settings = StageSettings {
         models_dir: dir.clone(),
         asr: Default::default(),
         tagging: Default::default(),
     };
-    let filesystem = match confine(&job, &settings, false) {
+    let filesystem = match confine(&job, &settings, false, true) {
         Ok(how) => how.to_owned(),
         Err(e) => format!("not confined ({e})"),
     };
@@ -318,13 +328,9 @@ pub fn serve(hardening: &Hardening) {
             return;
         }
     };
-    let (job, settings) = match &request {
-        StageRequest::Prepare { job, settings } | StageRequest::Finish { job, settings, .. } => {
-            (job, settings)
-        }
-    };
-    let gpu = matches!(request, StageRequest::Finish { .. }) && settings.asr.gpu;
-    match confine(job, settings, gpu) {
+    let (job, settings) = (request.job(), request.settings());
+    let captions = matches!(request, StageRequest::Captions { .. });
+    match confine(job, settings, captions && settings.asr.gpu, !captions) {
         Ok(how) if how == FULLY_CONFINED => {
             tracing::debug!(filesystem = how, "stage process confined")
         }
@@ -353,22 +359,21 @@ pub fn serve(hardening: &Hardening) {
     };
     let message = match request {
         StageRequest::Prepare { job, settings } => {
-            match stages::prepare(&job, &settings, &mut progress) {
+            let mut audio_ready = |audio| send(&ChildMessage::AudioReady(audio));
+            match stages::prepare(&job, &settings, &mut progress, &mut audio_ready) {
                 Ok(p) => ChildMessage::Prepared(Box::new(p)),
                 Err(e) => ChildMessage::Failed(e),
             }
         }
-        StageRequest::Finish {
+        StageRequest::Captions {
             job,
             settings,
-            prepared,
+            audio,
         } => match crate::tag::tagger(&settings.tagging) {
-            Ok(tagger) => {
-                match stages::finish(&job, &settings, &tagger, *prepared, &mut progress) {
-                    Ok(m) => ChildMessage::Finished(Box::new(m)),
-                    Err(e) => ChildMessage::Failed(e),
-                }
-            }
+            Ok(tagger) => match stages::captions(&job, &settings, &tagger, audio, &mut progress) {
+                Ok(c) => ChildMessage::Captioned(Box::new(c)),
+                Err(e) => ChildMessage::Failed(e),
+            },
             Err(e) => ChildMessage::Failed(StageError::new(
                 &job.display_name,
                 Stage::Tagging,

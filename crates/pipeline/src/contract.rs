@@ -317,6 +317,10 @@ pub struct JobSpec {
     pub description: Option<String>,
     pub grade: Option<u8>,
     pub captions: bool,
+    /// Captions run on another worker (a transcode-only worker): the
+    /// first half still writes the ASR audio, but does not need the model.
+    #[serde(default)]
+    pub captions_elsewhere: bool,
 }
 
 /// The part of the configuration a stage needs: no store, catalog or
@@ -350,6 +354,10 @@ pub struct RenditionOutput {
     pub audio_kbps: Option<u32>,
     pub fps: u32,
     pub codecs: String,
+    /// The file's size (the manifest lists it; a captions worker on another
+    /// machine does not have the file).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -378,25 +386,95 @@ pub struct Prepared {
     pub times: StageTimes,
 }
 
+impl Prepared {
+    /// The same result with every path under `from` moved under `to`: the
+    /// hand-off between workers stores it relative to the job directory.
+    pub fn rebase(mut self, from: &Path, to: &Path) -> Self {
+        let moved = |p: &mut PathBuf| {
+            if let Ok(rest) = p.strip_prefix(from) {
+                *p = to.join(rest);
+            }
+        };
+        for r in &mut self.renditions {
+            moved(&mut r.mp4);
+            moved(&mut r.hls_playlist);
+        }
+        for s in self.poster.iter_mut().chain(&mut self.thumbnails) {
+            moved(&mut s.path);
+        }
+        if let Some(p) = &mut self.asr_pcm {
+            moved(p);
+        }
+        self
+    }
+}
+
+/// The first half's word, sent before the video encode starts, that the
+/// ASR audio is in `scratch/asr.f32`: captions may run beside the encode.
+/// Sent only when captions will run (enabled, an audio stream, the model
+/// installed).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AudioReady {
+    /// The probed duration, seconds: no cue ends after it.
+    pub duration_s: f64,
+    /// The renditions' frame rate: cue times snap to its frames.
+    pub fps: u32,
+    /// 16 kHz mono samples in the file.
+    pub samples: usize,
+}
+
+/// An HLS subtitle rendition the master playlist lists.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubtitleTrack {
+    pub language: String,
+    /// Shown in the player's menu.
+    pub name: String,
+    /// Media playlist, relative to `hls/`.
+    pub playlist: String,
+}
+
+/// The captions half's result: tracks written under `captions/` and
+/// `tags.json`, and what the manifest says of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Captioned {
+    /// `None` when captions did not run (disabled, or no audio).
+    pub summary: Option<CaptionsSummary>,
+    pub subtitles: Vec<SubtitleTrack>,
+    pub tags: TagsEntry,
+    pub captions_s: f64,
+    pub tagging_s: f64,
+}
+
 /// What a stage child is asked to do.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StageRequest {
+    /// Probe, validate, loudness and ASR audio, transcode.
     Prepare {
         job: JobSpec,
         settings: StageSettings,
     },
-    Finish {
+    /// Captions from the ASR audio in the job's scratch directory (none
+    /// without `audio`), then tags.
+    Captions {
         job: JobSpec,
         settings: StageSettings,
-        prepared: Box<Prepared>,
+        audio: Option<AudioReady>,
     },
 }
 
 impl StageRequest {
     pub fn job(&self) -> &JobSpec {
         match self {
-            StageRequest::Prepare { job, .. } | StageRequest::Finish { job, .. } => job,
+            StageRequest::Prepare { job, .. } | StageRequest::Captions { job, .. } => job,
+        }
+    }
+
+    pub fn settings(&self) -> &StageSettings {
+        match self {
+            StageRequest::Prepare { settings, .. } | StageRequest::Captions { settings, .. } => {
+                settings
+            }
         }
     }
 
@@ -404,7 +482,7 @@ impl StageRequest {
     pub fn first_stage(&self) -> Stage {
         match self {
             StageRequest::Prepare { .. } => Stage::Probe,
-            StageRequest::Finish { .. } => Stage::Captions,
+            StageRequest::Captions { .. } => Stage::Captions,
         }
     }
 }
@@ -418,8 +496,10 @@ pub enum ChildMessage {
         stage: Stage,
         fraction: f64,
     },
+    /// From the first half, before its answer.
+    AudioReady(AudioReady),
     Prepared(Box<Prepared>),
-    Finished(Box<Manifest>),
+    Captioned(Box<Captioned>),
     Failed(StageError),
 }
 

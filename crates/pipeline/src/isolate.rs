@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use crate::contract::{ChildMessage, Manifest, Prepared, StageRequest};
+use crate::contract::{AudioReady, Captioned, ChildMessage, Prepared, StageRequest};
 use crate::error::{Fault, Stage, StageError};
 
 /// Environment variables a stage child keeps; everything else (store and
@@ -102,7 +102,7 @@ impl Isolation {
 #[derive(Debug)]
 pub enum Answer {
     Prepared(Box<Prepared>),
-    Finished(Box<Manifest>),
+    Captioned(Box<Captioned>),
 }
 
 /// Kills the child's process group when dropped (the child and anything it
@@ -211,7 +211,8 @@ fn capped_lines<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// Runs `request` in a child and returns its answer. `progress` sees the
-/// stage and fraction as the child reports them. When `stop` resolves (with
+/// stage and fraction as the child reports them, `audio_ready` the first
+/// half's word that the ASR audio is written. When `stop` resolves (with
 /// the reason: cancelled, lease lost, shutting down) the child is killed and
 /// the reason comes back as a transient error.
 pub async fn run_stage(
@@ -219,6 +220,7 @@ pub async fn run_stage(
     request: &StageRequest,
     limits: &Limits,
     progress: &mut (dyn FnMut(Stage, f64) + Send),
+    audio_ready: &mut (dyn FnMut(AudioReady) + Send),
     stop: impl Future<Output = String>,
 ) -> Result<Answer, StageError> {
     let file = request.job().display_name.clone();
@@ -285,7 +287,8 @@ pub async fn run_stage(
                                 progress(s, fraction);
                             }
                             Ok(ChildMessage::Prepared(p)) => answer = Some(Ok(Answer::Prepared(p))),
-                            Ok(ChildMessage::Finished(m)) => answer = Some(Ok(Answer::Finished(m))),
+                            Ok(ChildMessage::AudioReady(a)) => audio_ready(a),
+                            Ok(ChildMessage::Captioned(c)) => answer = Some(Ok(Answer::Captioned(c))),
                             Ok(ChildMessage::Failed(e)) => answer = Some(Err(e)),
                             Err(e) => tracing::warn!(stage = %stage(), "stage process wrote an unreadable line: {e}"),
                         },

@@ -9,11 +9,14 @@
 //! * [`isolate`]: runs a stage in a child process with no credentials, no
 //!   network, resource limits and a wall clock.
 //! * [`tag`]: the tagging stage (pure Rust).
+//! * [`compose`]: the master playlist and `manifest.json` from both halves'
+//!   results (pure Rust; the worker runs it).
 //! * With the `stages` feature, the stage code itself (`stages`,
 //!   `captioning`) and the child's side (`child`): these link GStreamer and
 //!   whisper.cpp, so the worker and the server build without the feature.
 
 pub mod child_env;
+pub mod compose;
 pub mod contract;
 pub mod error;
 pub mod isolate;

@@ -1,8 +1,10 @@
 //! The stage code: one video in two halves, so a worker can run them under
-//! separate limits (and in separate child processes): [`prepare`] (probe,
-//! validate, loudness, transcode: CPU) and [`finish`] (captions, tags,
-//! playlists, `manifest.json` written last: ASR). Links GStreamer and
-//! whisper.cpp; only the `stages` feature builds it.
+//! separate limits, in separate child processes, at the same time or on
+//! different machines: [`prepare`] (probe, validate, loudness and the ASR
+//! audio, then transcode: CPU) and [`captions`] (captions and tags: ASR),
+//! which can start as soon as [`prepare`] reports the audio ready. The
+//! manifest is composed from both results ([`crate::compose`]). Links
+//! GStreamer and whisper.cpp; only the `stages` feature builds it.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -15,9 +17,8 @@ use stemfeed_tagging::Tagger;
 
 use crate::captioning;
 use crate::contract::{
-    AsrAudio, CaptionsEntry, Hls, JobSpec, Loudness, MANIFEST_VERSION, Manifest, Prepared,
-    RenditionEntry, RenditionOutput, Source, StageSettings, StageTimes, StillEntry, StillOutput,
-    TagsEntry,
+    AudioReady, Captioned, JobSpec, Loudness, Prepared, RenditionOutput, StageSettings, StageTimes,
+    StillOutput, TagsEntry,
 };
 use crate::error::{Fault, Stage, StageError, io_fault};
 use crate::tag::{self, Metadata};
@@ -80,13 +81,6 @@ impl Errors<'_> {
     }
 }
 
-fn relative(out: &Path, path: &Path) -> String {
-    path.strip_prefix(out)
-        .unwrap_or(path)
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn still_output(s: &stemfeed_media::stills::Still) -> StillOutput {
     StillOutput {
         path: s.path.clone(),
@@ -96,11 +90,13 @@ fn still_output(s: &stemfeed_media::stills::Still) -> StillOutput {
     }
 }
 
-/// Probe, validate, measure loudness and transcode.
+/// Probe, validate, measure loudness and write the ASR audio (then
+/// `audio_ready` hears of it, when captions will run), transcode.
 pub fn prepare(
     job: &JobSpec,
     settings: &StageSettings,
     progress: Progress,
+    audio_ready: &mut dyn FnMut(AudioReady),
 ) -> Result<Prepared, StageError> {
     let errors = Errors { job };
     let started = Instant::now();
@@ -113,7 +109,7 @@ pub fn prepare(
     })?;
 
     // Fail before transcoding if captions cannot run.
-    let model_file = if job.captions && accepted.has_audio {
+    let model_file = if job.captions && accepted.has_audio && !job.captions_elsewhere {
         let installed = installed_model(job, settings)?;
         // Per-language models are checked now too, not after the transcode.
         captioning::language_models(settings)
@@ -135,23 +131,45 @@ pub fn prepare(
 
     progress(Stage::Transcode, 0.0);
     let t = Instant::now();
-    let loudness = if accepted.has_audio {
+    // One pass over the audio: the loudness plan and the ASR audio, before
+    // any video is encoded.
+    let pass = if accepted.has_audio {
         let a = &job.profile.audio;
-        let l = stemfeed_media::loudness::measure(
+        let pass = stemfeed_media::loudness::measure(
             &job.input,
             a.sample_rate,
             a.channels,
             a.loudness_target_lufs,
             a.true_peak_max_dbtp,
             DecodeLimit::for_declared(info.duration_s),
+            asr_sample_cap(job.profile.limits.max_duration_s),
             Watchdog::new(transcode_timeout(info.duration_s)),
         )
         .map_err(errors.media(Stage::Transcode))?;
-        Some(l)
+        Some(pass)
     } else {
         None
     };
     let loudness_s = t.elapsed().as_secs_f64();
+    let asr_samples = pass.as_ref().map_or(0, |p| p.asr_pcm.len());
+    let asr_pcm = match &pass {
+        Some(pass) => {
+            let path = job.scratch.join(ASR_PCM);
+            let bytes: Vec<u8> = pass.asr_pcm.iter().flat_map(|s| s.to_le_bytes()).collect();
+            std::fs::write(&path, bytes)
+                .map_err(errors.io(Stage::Transcode, format!("writing {}", path.display())))?;
+            Some(path)
+        }
+        None => None,
+    };
+    if asr_pcm.is_some() && job.captions {
+        audio_ready(AudioReady {
+            duration_s: info.duration_s,
+            fps: stemfeed_media::transcode::output_fps(&info, &job.profile),
+            samples: asr_samples,
+        });
+    }
+    let loudness = pass.map(|p| p.loudness);
 
     let t = Instant::now();
     let output = stemfeed_media::transcode::transcode(
@@ -161,27 +179,12 @@ pub fn prepare(
         &job.out,
         loudness.as_ref().map_or_else(Default::default, Gain::from),
         DecodeLimit::for_declared(info.duration_s),
-        asr_sample_cap(job.profile.limits.max_duration_s),
         Watchdog::new(transcode_timeout(info.duration_s)),
         &mut |fraction| progress(Stage::Transcode, fraction),
     )
     .map_err(errors.media(Stage::Transcode))?;
     let transcode_s = t.elapsed().as_secs_f64();
 
-    let asr_samples = output.asr_pcm.len();
-    let asr_pcm = if accepted.has_audio {
-        let path = job.scratch.join(ASR_PCM);
-        let bytes: Vec<u8> = output
-            .asr_pcm
-            .iter()
-            .flat_map(|s| s.to_le_bytes())
-            .collect();
-        std::fs::write(&path, bytes)
-            .map_err(errors.io(Stage::Transcode, format!("writing {}", path.display())))?;
-        Some(path)
-    } else {
-        None
-    };
     Ok(Prepared {
         renditions: output
             .renditions
@@ -196,6 +199,7 @@ pub fn prepare(
                 audio_kbps: r.audio_kbps,
                 fps: r.fps,
                 codecs: r.codecs.clone(),
+                bytes: std::fs::metadata(&r.mp4).map(|m| m.len()).unwrap_or(0),
             })
             .collect(),
         poster: output.poster.as_ref().map(still_output),
@@ -255,51 +259,49 @@ fn read_pcm(path: &Path) -> std::io::Result<Vec<f32>> {
         .collect())
 }
 
-/// Captions, tags, playlists and `manifest.json` (written last).
-pub fn finish(
+/// Captions from the ASR audio [`prepare`] wrote (none without `audio`),
+/// then tags from the tracks and the job's metadata. Writes `captions/`
+/// and `tags.json` into `job.out`.
+pub fn captions(
     job: &JobSpec,
     settings: &StageSettings,
     tagger: &Tagger,
-    p: Prepared,
+    audio: Option<AudioReady>,
     progress: Progress,
-) -> Result<Manifest, StageError> {
+) -> Result<Captioned, StageError> {
     let errors = Errors { job };
     let started = Instant::now();
     progress(Stage::Captions, 0.0);
-    let fps = p.renditions.first().map_or(30, |r| r.fps);
-    // The first half says whether captions run; where the model and the
-    // audio are comes from this process's own settings and job, not from
-    // the first half's answer (a taken-over first half could point them
-    // anywhere).
-    let model = match &p.model_file {
-        Some(_) => Some(installed_model(job, settings)?),
-        None => None,
-    };
-    let pcm_path = job.scratch.join(ASR_PCM);
-    let captions = match (&model, p.asr_pcm.is_some()) {
-        (Some(file), true) => {
+    std::fs::create_dir_all(&job.out)
+        .map_err(errors.io(Stage::Captions, format!("creating {}", job.out.display())))?;
+    // Where the model and the audio are comes from this process's own
+    // settings and job, not from the first half's word.
+    let made = match audio {
+        Some(audio) => {
+            let model = installed_model(job, settings)?;
+            let pcm_path = job.scratch.join(ASR_PCM);
             let pcm = read_pcm(&pcm_path)
                 .map_err(errors.io(Stage::Captions, format!("reading {}", pcm_path.display())))?;
             Some(
                 captioning::run(
-                    file,
+                    &model,
                     &pcm,
                     &job.profile,
                     settings,
                     tagger,
-                    fps,
+                    audio.fps,
                     &captioning::Hints {
                         language: job.language.clone(),
                         title: job.title.clone(),
                         description: job.description.clone(),
                     },
                     &job.out,
-                    p.info.duration_s,
+                    audio.duration_s,
                 )
                 .map_err(|e| errors.error(Stage::Captions, e.fault(), e.to_string()))?,
             )
         }
-        _ => None,
+        None => None,
     };
     let captions_s = started.elapsed().as_secs_f64();
 
@@ -319,97 +321,15 @@ pub fn finish(
         };
         errors.error(Stage::Tagging, fault, e.to_string())
     })?;
-    let tagging_s = t.elapsed().as_secs_f64();
-
-    let out = &job.out;
-    let subtitles = captions
-        .as_ref()
-        .map(|c| c.subtitles.clone())
-        .unwrap_or_default();
-    let renditions: Vec<stemfeed_media::transcode::Rendition> = p
-        .renditions
-        .iter()
-        .map(|r| stemfeed_media::transcode::Rendition {
-            name: r.name.clone(),
-            mp4: r.mp4.clone(),
-            hls_playlist: r.hls_playlist.clone(),
-            width: r.width,
-            height: r.height,
-            video_kbps: r.video_kbps,
-            audio_kbps: r.audio_kbps,
-            fps: r.fps,
-            codecs: r.codecs.clone(),
-        })
-        .collect();
-    let master = stemfeed_media::transcode::write_master_playlist(out, &renditions, &subtitles)
-        .map_err(errors.io(Stage::Transcode, "writing hls/master.m3u8".to_owned()))?;
-    let still = |s: &StillOutput| StillEntry {
-        path: relative(out, &s.path),
-        width: s.width,
-        height: s.height,
-        time_s: s.time_s,
+    let (summary, subtitles) = match made {
+        Some(c) => (Some(c.summary), c.subtitles),
+        None => (None, Vec::new()),
     };
-    let manifest = Manifest {
-        version: MANIFEST_VERSION,
-        source: Source {
-            file: job.display_name.clone(),
-            media: p.info.clone(),
-            language_hint: job.language.clone(),
-            title: job.title.clone(),
-            description: job.description.clone(),
-            grade_hint: job.grade,
-        },
-        profile: job.profile.name.clone(),
-        validation: p.accepted.clone(),
-        captions: match (captions, job.captions, p.accepted.has_audio) {
-            (Some(c), _, _) => Some(CaptionsEntry::Made(c.summary)),
-            (None, false, _) => Some(CaptionsEntry::Skipped {
-                skipped: "captions disabled".to_owned(),
-            }),
-            (None, _, false) => Some(CaptionsEntry::Skipped {
-                skipped: "no audio stream".to_owned(),
-            }),
-            (None, _, _) => None,
-        },
+    Ok(Captioned {
+        summary,
+        subtitles,
         tags: TagsEntry::from(&tags),
-        loudness: p.loudness.clone(),
-        renditions: p
-            .renditions
-            .iter()
-            .map(|r| RenditionEntry {
-                name: r.name.clone(),
-                path: relative(out, &r.mp4),
-                hls_playlist: relative(out, &r.hls_playlist),
-                width: r.width,
-                height: r.height,
-                fps: r.fps,
-                video_kbps: r.video_kbps,
-                audio_kbps: r.audio_kbps,
-                codecs: r.codecs.clone(),
-                bytes: std::fs::metadata(&r.mp4).map(|m| m.len()).unwrap_or(0),
-                duration_s: p.info.duration_s,
-            })
-            .collect(),
-        hls: Hls {
-            master: relative(out, &master),
-        },
-        poster: p.poster.as_ref().map(still),
-        thumbnails: p.thumbnails.iter().map(still).collect(),
-        asr_audio: AsrAudio {
-            samples_16k: p.asr_samples,
-            seconds: p.asr_samples as f64 / 16_000.0,
-        },
-        stages: StageTimes {
-            captions_s,
-            tagging_s,
-            total_s: p.times.total_s + started.elapsed().as_secs_f64(),
-            ..p.times
-        },
-        base: None,
-        video_id: None,
-    };
-    manifest
-        .write(out)
-        .map_err(errors.io(Stage::Tagging, "writing manifest.json".to_owned()))?;
-    Ok(manifest)
+        captions_s,
+        tagging_s: t.elapsed().as_secs_f64(),
+    })
 }

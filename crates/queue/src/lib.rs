@@ -305,6 +305,37 @@ pub struct Job {
     pub updated_ms: i64,
     /// Attempts that ended in a [`Failure::Crash`].
     pub crashes: u32,
+    /// The part of the job a claim takes next.
+    pub phase: Phase,
+    /// Where the finished first part's outputs are (a run prefix in the
+    /// object store), once a transcode-only worker handed the job on.
+    pub handoff: Option<String>,
+}
+
+/// The parts of a job that different workers can claim: a CPU box takes
+/// `transcode` (probe, validate, loudness, ASR audio, renditions), a GPU
+/// box `captions` (captions, tags, manifest). A worker with both runs a
+/// job whole, its captions beside its encode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Transcode,
+    Captions,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 2] = [Phase::Transcode, Phase::Captions];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Transcode => "transcode",
+            Phase::Captions => "captions",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 /// A job this worker now holds.
@@ -352,9 +383,9 @@ pub struct Event {
 }
 
 const VIDEO_COLS: &str = "id, sha256, source_key, original_name, title, description, creator, language_hint, grade_hint, size_bytes, created_ms, output_prefix";
-const JOB_COLS: &str = "id, video_id, state, attempts, max_attempts, lease_owner, progress, last_error, cancel_requested, created_ms, updated_ms, crash_count";
+const JOB_COLS: &str = "id, video_id, state, attempts, max_attempts, lease_owner, progress, last_error, cancel_requested, created_ms, updated_ms, crash_count, phase, handoff";
 /// Columns in [`JOB_COLS`] and [`VIDEO_COLS`].
-const JOB_WIDTH: usize = 12;
+const JOB_WIDTH: usize = 14;
 const VIDEO_WIDTH: usize = 12;
 
 fn video_of(r: &Row) -> Video {
@@ -390,6 +421,9 @@ fn job_of(r: &Row) -> Result<Job, QueueError> {
         created_ms: r.i64(9),
         updated_ms: r.i64(10),
         crashes: r.i64(11).max(0) as u32,
+        phase: Phase::parse(&r.text(12))
+            .ok_or_else(|| QueueError::Invalid(format!("unknown job phase {:?}", r.text(12))))?,
+        handoff: r.opt_text(13),
     })
 }
 
@@ -619,10 +653,25 @@ impl Catalog {
     /// dead-lettered instead, and the next one is tried. A job whose lease
     /// expired after a cancel was requested ends `cancelled` (its worker
     /// died before it could acknowledge) and is never run again.
-    pub fn claim(&self, worker: &str, lease: Duration) -> Result<Option<Claim>, QueueError> {
+    ///
+    /// Only jobs whose next part is one of `phases` are taken.
+    pub fn claim(
+        &self,
+        worker: &str,
+        lease: Duration,
+        phases: &[Phase],
+    ) -> Result<Option<Claim>, QueueError> {
+        if phases.is_empty() {
+            return Ok(None);
+        }
         let now = self.now();
         let active = JobState::ACTIVE
             .map(|s| format!("'{}'", s.as_str()))
+            .join(", ");
+        let phases = phases
+            .iter()
+            .map(|p| format!("'{}'", p.as_str()))
+            .collect::<Vec<_>>()
             .join(", ");
         let skip = self.pool.dialect.skip_locked();
         let sql = format!(
@@ -630,8 +679,8 @@ impl Catalog {
                last_error = CASE WHEN state = 'queued' THEN last_error ELSE 'lease of worker ' || COALESCE(lease_owner, '?') || ' expired in ' || state END, \
                lease_owner = $1, lease_token = $2, lease_expires_ms = {now} + $3, progress = 0, updated_ms = {now} \
              WHERE id = COALESCE( \
-               (SELECT id FROM jobs WHERE state IN ({active}) AND lease_expires_ms < {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip}), \
-               (SELECT id FROM jobs WHERE state = 'queued' AND run_after_ms <= {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip})) \
+               (SELECT id FROM jobs WHERE state IN ({active}) AND phase IN ({phases}) AND lease_expires_ms < {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip}), \
+               (SELECT id FROM jobs WHERE state = 'queued' AND phase IN ({phases}) AND run_after_ms <= {now} AND cancel_requested = 0 ORDER BY id LIMIT 1 {skip})) \
              RETURNING {JOB_COLS}"
         );
         // Expired leases with a cancel pending: (id, state, owner).
@@ -808,6 +857,66 @@ impl Catalog {
             self.event(c, job, "completed", Some(worker), Some(output_prefix))?;
             Ok(true)
         })
+    }
+
+    /// Hands a job whose transcode part is done (its outputs uploaded under
+    /// `run_prefix`) on to a captions worker: queued again in the
+    /// `captions` phase with its attempt and crash counts fresh, the lease
+    /// released. Returns false (and changes nothing) when `token` no longer
+    /// holds it. A job with a cancel pending ends `cancelled` instead.
+    pub fn hand_off(
+        &self,
+        job: i64,
+        token: &str,
+        worker: &str,
+        run_prefix: &str,
+    ) -> Result<bool, QueueError> {
+        let now = self.now();
+        self.pool.tx(|c| {
+            let rows = c.query(
+                &format!(
+                    "UPDATE jobs SET \
+                       state = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'queued' END, \
+                       phase = 'captions', handoff = $1, attempts = 0, crash_count = 0, infra_failures = 0, \
+                       lease_owner = NULL, lease_token = NULL, lease_expires_ms = NULL, run_after_ms = {now}, progress = 0, updated_ms = {now} \
+                     WHERE id = $2 AND lease_token = $3 AND phase = 'transcode' RETURNING state"
+                ),
+                &[run_prefix.into(), job.into(), token.into()],
+            )?;
+            let Some(r) = rows.first() else { return Ok(false) };
+            if r.text(0) == JobState::Cancelled.as_str() {
+                self.event(c, job, "cancelled", Some(worker), Some("cancel requested; transcode done"))?;
+            } else {
+                self.event(c, job, "handed-off", Some(worker), Some(run_prefix))?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// Runnable jobs waiting per phase (queued and due, or holding an
+    /// expired lease): what an autoscaler sizes each worker pool by.
+    pub fn queue_depth(&self) -> Result<BTreeMap<Phase, i64>, QueueError> {
+        let now = self.now();
+        let active = JobState::ACTIVE
+            .map(|s| format!("'{}'", s.as_str()))
+            .join(", ");
+        let mut out: BTreeMap<Phase, i64> = Phase::ALL.iter().map(|p| (*p, 0)).collect();
+        let rows = self.pool.with(|c| {
+            c.query(
+                &format!(
+                    "SELECT phase, COUNT(*) FROM jobs WHERE cancel_requested = 0 AND \
+                       ((state = 'queued' AND run_after_ms <= {now}) OR (state IN ({active}) AND lease_expires_ms < {now})) \
+                     GROUP BY phase"
+                ),
+                &[],
+            )
+        })?;
+        for r in rows {
+            if let Some(p) = Phase::parse(&r.text(0)) {
+                out.insert(p, r.i64(1));
+            }
+        }
+        Ok(out)
     }
 
     /// Records a failed attempt (None: `token` no longer holds the job) and

@@ -206,6 +206,17 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     CREATE INDEX uploads_open_expiry ON uploads (expires_ms) WHERE video_id IS NULL;
     CREATE INDEX uploads_open_owner ON uploads (owner) WHERE video_id IS NULL;",
     ),
+    (
+        7,
+        "job_phases",
+        // A job's stages can be claimed by different workers: `phase` is
+        // the part a claim takes next (`transcode`, then `captions` once a
+        // transcode-only worker hands the job on), `handoff` the run prefix
+        // in the object store holding the first part's outputs.
+        "ALTER TABLE jobs ADD COLUMN phase TEXT NOT NULL DEFAULT 'transcode';
+    ALTER TABLE jobs ADD COLUMN handoff TEXT;
+    CREATE INDEX jobs_queued_phase ON jobs (phase, id) WHERE state = 'queued';",
+    ),
 ];
 
 /// Our migrations for `dialect`, as refinery sees them.

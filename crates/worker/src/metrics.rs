@@ -1,5 +1,6 @@
-//! Prometheus metrics for a worker: queue depth by state (read from the
-//! catalog at scrape time), stage durations, realtime factor, completions,
+//! Prometheus metrics for a worker: jobs by state and runnable jobs per
+//! stage queue (read from the catalog at scrape time: what an autoscaler
+//! sizes the transcode and captions pools by), stage durations, realtime factor, completions,
 //! retries and failures by reason. Served in the OpenMetrics text format at
 //! `GET /metrics` by a small axum router.
 
@@ -55,7 +56,9 @@ fn stage_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     jobs: Family<StateLabel, Gauge>,
+    queue_depth: Family<StageLabel, Gauge>,
     completed: Counter,
+    handed_off: Counter,
     retries: Counter,
     failures: Family<ReasonLabel, Counter>,
     stages: StageHistograms,
@@ -69,7 +72,9 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let jobs = Family::<StateLabel, Gauge>::default();
+        let queue_depth = Family::<StageLabel, Gauge>::default();
         let completed = Counter::default();
+        let handed_off = Counter::default();
         let retries = Counter::default();
         let failures = Family::<ReasonLabel, Counter>::default();
         let stages: StageHistograms = Family::new_with_constructor(stage_histogram);
@@ -85,9 +90,19 @@ impl Default for Metrics {
             jobs.clone(),
         );
         registry.register(
+            "stemfeed_queue_depth",
+            "Runnable jobs waiting for a worker, by the stage they need next (transcode or captions)",
+            queue_depth.clone(),
+        );
+        registry.register(
             "stemfeed_jobs_completed",
             "Jobs this worker completed",
             completed.clone(),
+        );
+        registry.register(
+            "stemfeed_jobs_handed_off",
+            "Jobs whose transcode part this worker finished and handed on for captions",
+            handed_off.clone(),
         );
         registry.register(
             "stemfeed_job_retries",
@@ -122,7 +137,9 @@ impl Default for Metrics {
         Self {
             registry,
             jobs,
+            queue_depth,
             completed,
+            handed_off,
             retries,
             failures,
             stages,
@@ -143,6 +160,10 @@ impl Metrics {
             let rtf = if t.1 > 0.0 { t.0 / t.1 } else { 0.0 };
             self.realtime_factor.set(rtf);
         }
+    }
+
+    pub fn handed_off(&self) {
+        self.handed_off.inc();
     }
 
     pub fn retry(&self) {
@@ -178,9 +199,17 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// The exposition text, with the queue depth set from `queue`
-    /// (state → jobs).
-    pub fn render(&self, queue: &BTreeMap<String, i64>) -> String {
+    /// The exposition text, with the jobs by state from `queue` and the
+    /// runnable jobs per stage from `depth`.
+    pub fn render(&self, queue: &BTreeMap<String, i64>, depth: &BTreeMap<String, i64>) -> String {
+        self.queue_depth.clear();
+        for (stage, n) in depth {
+            self.queue_depth
+                .get_or_create(&StageLabel {
+                    stage: stage.clone(),
+                })
+                .set(*n);
+        }
         self.jobs.clear();
         for (state, n) in queue {
             self.jobs
@@ -220,7 +249,23 @@ async fn scrape(State(s): State<AppState>) -> Response {
                 BTreeMap::new()
             }
         };
-    let body = s.metrics.render(&counts);
+    let catalog = Arc::clone(&s.catalog);
+    let depth: BTreeMap<String, i64> =
+        match tokio::task::spawn_blocking(move || catalog.queue_depth()).await {
+            Ok(Ok(d)) => d
+                .into_iter()
+                .map(|(phase, n)| (phase.as_str().to_owned(), n))
+                .collect(),
+            Ok(Err(e)) => {
+                tracing::warn!("metrics: reading stage queue depth: {e}");
+                BTreeMap::new()
+            }
+            Err(e) => {
+                tracing::warn!("metrics: reading stage queue depth: {e}");
+                BTreeMap::new()
+            }
+        };
+    let body = s.metrics.render(&counts, &depth);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
@@ -268,10 +313,11 @@ mod tests {
         m.crash("transcode");
         m.disk_low(true);
         let queue = BTreeMap::from([("in-review".to_owned(), 5), ("queued".to_owned(), 0)]);
-        let text = m.render(&queue);
+        let text = m.render(&queue, &BTreeMap::from([("captions".to_owned(), 2)]));
         for want in [
             "stemfeed_jobs{state=\"in-review\"} 5\n",
             "stemfeed_jobs{state=\"queued\"} 0\n",
+            "stemfeed_queue_depth{stage=\"captions\"} 2\n",
             "stemfeed_jobs_completed_total 1\n",
             "stemfeed_job_retries_total 1\n",
             "stemfeed_job_failures_total{reason=\"timeout\"} 1\n",
@@ -285,7 +331,10 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
         // Queue depth is replaced, not accumulated, on the next scrape.
-        let text = m.render(&BTreeMap::from([("in-review".to_owned(), 2)]));
+        let text = m.render(
+            &BTreeMap::from([("in-review".to_owned(), 2)]),
+            &BTreeMap::new(),
+        );
         assert!(
             text.contains("stemfeed_jobs{state=\"in-review\"} 2\n"),
             "{text}"

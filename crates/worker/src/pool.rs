@@ -1,6 +1,15 @@
 //! The job loop: claims jobs from the catalog and runs them, with separate
-//! limits for the CPU-bound first half (probe, transcode) and the ASR second
-//! half (captions, tags), so job N's captions overlap job N+1's transcode.
+//! limits for the CPU-bound first half (probe, loudness and ASR audio,
+//! transcode) and the ASR second half (captions, tags). Within a job the
+//! captions start as soon as the ASR audio is written, beside the encode;
+//! across jobs, job N's captions overlap job N+1's transcode.
+//!
+//! Workers by capability (`worker.stages`): a transcode-only worker runs
+//! the first half, uploads the renditions and the hand-off (the first
+//! half's result and the ASR audio) under the run's prefix, and hands the
+//! job on in the catalog; a captions worker claims it there, fetches the
+//! hand-off, captions, tags and completes the same run. Each part has its
+//! own lease and attempts.
 //!
 //! Untrusted bytes never run here. The worker downloads the upload into a
 //! work directory, and each half runs in a child process that sees only
@@ -22,10 +31,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stemfeed_core::{Config, Profile};
-use stemfeed_pipeline::contract::{JobSpec, Manifest, StageRequest, StageSettings};
+use stemfeed_pipeline::contract::{
+    AudioReady, Captioned, JobSpec, Manifest, StageRequest, StageSettings,
+};
 use stemfeed_pipeline::isolate::{Answer, Isolation, Limits, run_stage};
 use stemfeed_pipeline::{Fault, Stage, StageError};
-use stemfeed_queue::{Catalog, Claim, Failure, FirstCaption, Heartbeat, JobState};
+use stemfeed_queue::{Catalog, Claim, Failure, FirstCaption, Heartbeat, JobState, Phase};
 use stemfeed_store::ObjectStore;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -177,6 +188,7 @@ pub async fn run_pool(
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         tracing::warn!("could not make the worker undumpable: {e}");
     }
+    config.worker.check().map_err(|e| anyhow::anyhow!(e))?;
     // A broken taxonomy fails the worker now, not every job later.
     stemfeed_pipeline::tag::tagger(&config.tagging)?;
     let id = id.unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()));
@@ -224,7 +236,21 @@ pub async fn run_pool(
         running: Mutex::new(HashMap::new()),
     });
 
-    let slots = Arc::new(Semaphore::new(w.transcode_slots + w.asr_slots));
+    // The parts of jobs this worker claims, and as many claims at once as
+    // it has slots for them.
+    let mut phases = Vec::new();
+    let mut slot_count = 0;
+    if w.transcodes() {
+        phases.push(Phase::Transcode);
+        slot_count += w.transcode_slots;
+    }
+    if w.captions_and_tags() {
+        phases.push(Phase::Captions);
+        slot_count += w.asr_slots;
+    }
+    tracing::info!(stages = ?w.stages, "claiming {phases:?}");
+    let phases = Arc::new(phases);
+    let slots = Arc::new(Semaphore::new(slot_count));
     let poll = Duration::from_millis(w.poll_millis.max(50));
     let mut tasks = tokio::task::JoinSet::new();
     let mut last_scan: Option<Instant> = None;
@@ -282,8 +308,14 @@ pub async fn run_pool(
             p = Arc::clone(&slots).acquire_owned() => p?,
             _ = stopped(stop.clone()) => break,
         };
-        let (c, who, lease) = (Arc::clone(&shared.catalog), shared.id.clone(), shared.lease);
-        let claim = match tokio::task::spawn_blocking(move || c.claim(&who, lease)).await? {
+        let (c, who, lease, phases) = (
+            Arc::clone(&shared.catalog),
+            shared.id.clone(),
+            shared.lease,
+            Arc::clone(&phases),
+        );
+        let claim = match tokio::task::spawn_blocking(move || c.claim(&who, lease, &phases)).await?
+        {
             Ok(claim) => claim,
             Err(e) => {
                 tracing::warn!("claiming a job: {e}");
@@ -503,13 +535,22 @@ async fn run_job(shared: &Arc<Shared>, claim: Claim) {
     let who = shared.id.clone();
     let catalog = &shared.catalog;
     let outcome = match result {
-        Ok(media_s) => {
+        Ok(Done::Completed(media_s)) => {
             shared
                 .metrics
                 .completed(media_s, started.elapsed().as_secs_f64());
             tracing::info!(
                 seconds = started.elapsed().as_secs_f64(),
                 "completed: in review"
+            );
+            Ok(())
+        }
+        Ok(Done::HandedOff(media_s)) => {
+            shared.metrics.handed_off();
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                media_s,
+                "transcode part done: handed on for captions"
             );
             Ok(())
         }
@@ -589,6 +630,7 @@ async fn stage(
     status: &Arc<Status>,
     request: StageRequest,
     limits: &Limits,
+    audio_ready: &mut (dyn FnMut(AudioReady) + Send),
 ) -> Result<Answer, JobError> {
     let progress_status = Arc::clone(status);
     let mut progress = move |s: Stage, f: f64| progress_status.set(s, f);
@@ -597,10 +639,72 @@ async fn stage(
         &request,
         limits,
         &mut progress,
+        audio_ready,
         status.until_stopped(),
     )
     .await
     .map_err(JobError::from)
+}
+
+/// How an attempt that did its part ended.
+enum Done {
+    /// The job is complete and in review; the seconds of media it had.
+    Completed(f64),
+    /// The transcode part is in the store and the job handed on to a
+    /// captions worker.
+    HandedOff(f64),
+}
+
+/// Where a transcode-only worker leaves what the captions part needs,
+/// under the run's prefix; removed once the job completes.
+const HANDOFF: &str = "handoff";
+const HANDOFF_PREPARED: &str = "prepared.json";
+const HANDOFF_AUDIO: &str = "asr.f32";
+
+/// A stage error the worker raises itself about a child's answer.
+fn refused(video: &stemfeed_queue::Video, stage: Stage, message: impl Into<String>) -> JobError {
+    JobError::from(StageError::new(
+        &video.original_name,
+        stage,
+        Fault::Crash,
+        message,
+    ))
+}
+
+fn io_error(video: &stemfeed_queue::Video, what: &str) -> impl Fn(std::io::Error) -> JobError {
+    let what = format!("{}: {what}", video.original_name);
+    move |e: std::io::Error| {
+        let fault = stemfeed_pipeline::error::io_fault(&e);
+        let failure = if fault == Fault::Infrastructure {
+            Failure::Infrastructure
+        } else {
+            Failure::Transient
+        };
+        JobError {
+            failure,
+            reason: "io",
+            message: format!("{what}: {e}"),
+        }
+    }
+}
+
+/// The child's numbers are checked, not trusted: limits and metrics derive
+/// from the duration.
+fn checked_duration(
+    shared: &Shared,
+    video: &stemfeed_queue::Video,
+    s: f64,
+) -> Result<f64, JobError> {
+    let longest = shared.profile.limits.max_duration_s * 1.1 + 2.0;
+    if s.is_finite() && (0.0..=longest).contains(&s) {
+        Ok(s)
+    } else {
+        Err(refused(
+            video,
+            Stage::Transcode,
+            format!("the stage process reported an impossible duration ({s} s)"),
+        ))
+    }
 }
 
 async fn execute(
@@ -608,34 +712,54 @@ async fn execute(
     claim: &Claim,
     status: &Arc<Status>,
     dir: &Path,
-) -> Result<f64, JobError> {
+) -> Result<Done, JobError> {
     let video = &claim.video;
-    let run = format!("{}-{}", claim.job.id, claim.job.attempts);
-    let io = |what: &str| {
-        let what = format!("{}: {what}", video.original_name);
-        move |e: std::io::Error| {
-            let fault = stemfeed_pipeline::error::io_fault(&e);
-            let failure = if fault == Fault::Infrastructure {
-                Failure::Infrastructure
-            } else {
-                Failure::Transient
-            };
-            JobError {
-                failure,
-                reason: "io",
-                message: format!("{what}: {e}"),
-            }
-        }
-    };
     let _ = tokio::fs::remove_dir_all(dir).await;
     tokio::fs::create_dir_all(dir.join("scratch"))
         .await
-        .map_err(io("creating the work directory"))?;
-    let input: PathBuf = dir.join("source");
+        .map_err(io_error(video, "creating the work directory"))?;
+    let job = JobSpec {
+        input: dir.join("source"),
+        display_name: video.original_name.clone(),
+        out: dir.join("out"),
+        scratch: dir.join("scratch"),
+        profile: shared.profile.clone(),
+        language: video.language_hint.clone(),
+        title: Some(video.title.clone()).filter(|s| !s.is_empty()),
+        description: Some(video.description.clone()).filter(|s| !s.is_empty()),
+        grade: video.grade_hint,
+        captions: shared.config.worker.captions,
+        captions_elsewhere: !shared.config.worker.captions_and_tags(),
+    };
+    let settings = StageSettings::from(&shared.config);
+    match claim.job.phase {
+        Phase::Captions => captions_part(shared, claim, status, dir, &job, settings)
+            .await
+            .map(Done::Completed),
+        Phase::Transcode => {
+            download(shared, video, &job.input).await?;
+            if job.captions_elsewhere {
+                transcode_part(shared, claim, status, dir, &job, settings)
+                    .await
+                    .map(Done::HandedOff)
+            } else {
+                whole(shared, claim, status, &job, settings)
+                    .await
+                    .map(Done::Completed)
+            }
+        }
+    }
+}
+
+async fn download(
+    shared: &Arc<Shared>,
+    video: &stemfeed_queue::Video,
+    input: &Path,
+) -> Result<(), JobError> {
     let t = Instant::now();
     shared
         .store
-        .get_file(&video.source_key, &input)
+        .get_file(&video.source_key, input)
         .await
         .map_err(|e| {
             let message = format!("{}: fetching the upload: {e}", video.original_name);
@@ -652,22 +776,20 @@ async fn execute(
             }
         })?;
     shared.metrics.stage("download", t.elapsed().as_secs_f64());
+    Ok(())
+}
 
-    let job = JobSpec {
-        input,
-        display_name: video.original_name.clone(),
-        out: dir.join("out"),
-        scratch: dir.join("scratch"),
-        profile: shared.profile.clone(),
-        language: video.language_hint.clone(),
-        title: Some(video.title.clone()).filter(|s| !s.is_empty()),
-        description: Some(video.description.clone()).filter(|s| !s.is_empty()),
-        grade: video.grade_hint,
-        captions: shared.config.worker.captions,
-    };
-    let settings = StageSettings::from(&shared.config);
-
-    let permit = shared
+/// The first half in a child under a transcode slot. `audio_ready` hears,
+/// checked, when the ASR audio is written.
+async fn prepare_part(
+    shared: &Arc<Shared>,
+    status: &Arc<Status>,
+    video: &stemfeed_queue::Video,
+    job: &JobSpec,
+    settings: &StageSettings,
+    mut audio_ready: Option<tokio::sync::oneshot::Sender<AudioReady>>,
+) -> Result<stemfeed_pipeline::Prepared, JobError> {
+    let _permit = shared
         .transcode
         .acquire()
         .await
@@ -675,80 +797,293 @@ async fn execute(
     let t = Instant::now();
     // Probing happens inside: the limit follows the longest video the
     // profile accepts.
-    let prepare_limits = limits(&shared.config, shared.profile.limits.max_duration_s);
-    let prepared = match stage(
-        shared,
-        status,
-        StageRequest::Prepare {
-            job: job.clone(),
-            settings: settings.clone(),
-        },
-        &prepare_limits,
-    )
-    .await?
-    {
-        Answer::Prepared(p) => p,
-        Answer::Finished(_) => {
-            return Err(JobError::from(StageError::new(
-                &video.original_name,
-                Stage::Transcode,
-                Fault::Crash,
-                "the stage process answered out of turn",
-            )));
+    let limits = limits(&shared.config, shared.profile.limits.max_duration_s);
+    let mut heard = |audio: AudioReady| {
+        let sane = checked_duration(shared, video, audio.duration_s).is_ok()
+            && (1..=1000).contains(&audio.fps);
+        match audio_ready.take() {
+            Some(tx) if sane => {
+                let _ = tx.send(audio);
+            }
+            _ => tracing::warn!(?audio, "ignoring an unexpected audio-ready message"),
         }
     };
-    drop(permit);
+    let request = StageRequest::Prepare {
+        job: job.clone(),
+        settings: settings.clone(),
+    };
+    let prepared = match stage(shared, status, request, &limits, &mut heard).await? {
+        Answer::Prepared(p) => p,
+        Answer::Captioned(_) => {
+            return Err(refused(
+                video,
+                Stage::Transcode,
+                "the stage process answered out of turn",
+            ));
+        }
+    };
     shared.metrics.stage("transcode", t.elapsed().as_secs_f64());
-    // The child's numbers are checked, not trusted: the next limit and the
-    // metrics derive from this one.
-    let media_s = prepared.info.duration_s;
-    let longest = shared.profile.limits.max_duration_s * 1.1 + 2.0;
-    if !(media_s.is_finite() && media_s >= 0.0 && media_s <= longest) {
-        return Err(JobError::from(StageError::new(
-            &video.original_name,
-            Stage::Transcode,
-            Fault::Crash,
-            format!("the stage process reported an impossible duration ({media_s} s)"),
-        )));
-    }
+    checked_duration(shared, video, prepared.info.duration_s)?;
+    Ok(*prepared)
+}
 
-    let permit = shared
+/// Captions and tags in a child under an ASR slot.
+async fn captions_child(
+    shared: &Arc<Shared>,
+    status: &Arc<Status>,
+    video: &stemfeed_queue::Video,
+    job: &JobSpec,
+    settings: &StageSettings,
+    audio: Option<AudioReady>,
+    media_s: f64,
+) -> Result<Captioned, JobError> {
+    let _permit = shared
         .asr
         .acquire()
         .await
         .map_err(|e| JobError::infrastructure("io", e.to_string()))?;
     let t = Instant::now();
-    let finish_limits = limits(&shared.config, media_s);
-    let manifest = match stage(
-        shared,
-        status,
-        StageRequest::Finish {
-            job: job.clone(),
-            settings,
-            prepared,
-        },
-        &finish_limits,
-    )
-    .await?
-    {
-        Answer::Finished(m) => m,
+    let limits = limits(&shared.config, media_s);
+    let request = StageRequest::Captions {
+        job: job.clone(),
+        settings: settings.clone(),
+        audio,
+    };
+    let captioned = match stage(shared, status, request, &limits, &mut |_| {}).await? {
+        Answer::Captioned(c) => c,
         Answer::Prepared(_) => {
-            return Err(JobError::from(StageError::new(
-                &video.original_name,
+            return Err(refused(
+                video,
                 Stage::Captions,
-                Fault::Crash,
                 "the stage process answered out of turn",
-            )));
+            ));
         }
     };
-    drop(permit);
     shared
         .metrics
         .stage("captions_and_tags", t.elapsed().as_secs_f64());
+    Ok(*captioned)
+}
+
+/// Both halves on this worker: captions start when the first half reports
+/// the ASR audio written, and run beside the video encode.
+async fn whole(
+    shared: &Arc<Shared>,
+    claim: &Claim,
+    status: &Arc<Status>,
+    job: &JobSpec,
+    settings: StageSettings,
+) -> Result<f64, JobError> {
+    let video = &claim.video;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let first = prepare_part(shared, status, video, job, &settings, Some(tx));
+    let early = async {
+        match rx.await {
+            Ok(audio) => captions_child(
+                shared,
+                status,
+                video,
+                job,
+                &settings,
+                Some(audio),
+                audio.duration_s,
+            )
+            .await
+            .map(Some),
+            // The first half ended without audio to caption: tags only,
+            // once it is done.
+            Err(_) => Ok(None),
+        }
+    };
+    // Either half failing ends the other (its child is killed).
+    let (prepared, early) = tokio::try_join!(first, early)?;
+    let media_s = prepared.info.duration_s;
+    let captioned = match early {
+        Some(c) => c,
+        None => captions_child(shared, status, video, job, &settings, None, media_s).await?,
+    };
+    let manifest = stemfeed_pipeline::compose::write_manifest(job, &prepared, &captioned)
+        .map_err(io_error(video, "writing manifest.json"))?;
     if let Some(why) = status.stopped() {
         return Err(JobError::infrastructure("stopped", why));
     }
-    publish(shared, claim, &job, *manifest, &run).await?;
+    let run = format!("{}-{}", claim.job.id, claim.job.attempts);
+    let run_prefix = format!("videos/{}/runs/{run}", video.id);
+    publish(shared, claim, job, manifest, &run_prefix).await?;
+    Ok(media_s)
+}
+
+/// The transcode part on a worker without captions: renditions and the
+/// hand-off (the first half's result and the ASR audio) go to the store
+/// under a run prefix, and the catalog hands the job to a captions worker.
+async fn transcode_part(
+    shared: &Arc<Shared>,
+    claim: &Claim,
+    status: &Arc<Status>,
+    dir: &Path,
+    job: &JobSpec,
+    settings: StageSettings,
+) -> Result<f64, JobError> {
+    let video = &claim.video;
+    let prepared = prepare_part(shared, status, video, job, &settings, None).await?;
+    let media_s = prepared.info.duration_s;
+    if let Some(why) = status.stopped() {
+        return Err(JobError::infrastructure("stopped", why));
+    }
+    verify_outputs(&job.out).map_err(|e| {
+        refused(
+            video,
+            Stage::Transcode,
+            format!("refusing the outputs: {e}"),
+        )
+    })?;
+    let t = Instant::now();
+    let run = format!("{}-{}", claim.job.id, claim.job.attempts);
+    let run_prefix = format!("videos/{}/runs/{run}", video.id);
+    let store_error = |e: stemfeed_store::StoreError| {
+        JobError::infrastructure(
+            "store",
+            format!("{}: uploading the transcode part: {e}", video.original_name),
+        )
+    };
+    stemfeed_store::put_tree(&*shared.store, &job.out, &run_prefix, None)
+        .await
+        .map_err(store_error)?;
+    if let Some(pcm) = &prepared.asr_pcm {
+        if pcm != &job.scratch.join(HANDOFF_AUDIO) {
+            return Err(refused(
+                video,
+                Stage::Transcode,
+                "the stage process named an unexpected ASR audio file",
+            ));
+        }
+        shared
+            .store
+            .put_file(&format!("{run_prefix}/{HANDOFF}/{HANDOFF_AUDIO}"), pcm)
+            .await
+            .map_err(store_error)?;
+    }
+    let portable = prepared.rebase(dir, Path::new(""));
+    let json = serde_json::to_vec(&portable).expect("the first half's result is plain data");
+    shared
+        .store
+        .put_bytes(&format!("{run_prefix}/{HANDOFF}/{HANDOFF_PREPARED}"), json)
+        .await
+        .map_err(store_error)?;
+    let (who, token, job_id, p) = (
+        shared.id.clone(),
+        claim.token.clone(),
+        claim.job.id,
+        run_prefix.clone(),
+    );
+    match catalog_call(&shared.catalog, "handing the job on", move |c| {
+        c.hand_off(job_id, &token, &who, &p)
+    })
+    .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(JobError {
+                failure: Failure::Transient,
+                reason: "lease_lost",
+                message: format!(
+                    "{}: lease lost before the hand-off; run {run} is not used",
+                    video.original_name
+                ),
+            });
+        }
+        Err(e) => {
+            return Err(JobError::infrastructure(
+                "catalog",
+                format!("{}: {e}", video.original_name),
+            ));
+        }
+    }
+    shared.metrics.stage("upload", t.elapsed().as_secs_f64());
+    Ok(media_s)
+}
+
+/// The captions part of a job a transcode worker handed on: the hand-off
+/// comes from the store, the captions and tags run here, and the manifest
+/// completes the run the transcode worker started.
+async fn captions_part(
+    shared: &Arc<Shared>,
+    claim: &Claim,
+    status: &Arc<Status>,
+    dir: &Path,
+    job: &JobSpec,
+    settings: StageSettings,
+) -> Result<f64, JobError> {
+    let video = &claim.video;
+    let run_prefix = claim.job.handoff.clone().ok_or_else(|| JobError {
+        failure: Failure::BadInput,
+        reason: "catalog",
+        message: format!(
+            "{}: the job is in its captions phase but names no hand-off",
+            video.original_name
+        ),
+    })?;
+    let t = Instant::now();
+    let fetch_error = |e: stemfeed_store::StoreError| {
+        let message = format!("{}: fetching the hand-off: {e}", video.original_name);
+        if e.is_not_found() {
+            JobError {
+                failure: Failure::Transient,
+                reason: "store",
+                message,
+            }
+        } else {
+            JobError::infrastructure("store", message)
+        }
+    };
+    let json = shared
+        .store
+        .get_bytes(&format!("{run_prefix}/{HANDOFF}/{HANDOFF_PREPARED}"))
+        .await
+        .map_err(fetch_error)?;
+    let prepared: stemfeed_pipeline::Prepared = serde_json::from_slice(&json).map_err(|e| {
+        refused(
+            video,
+            Stage::Captions,
+            format!("the hand-off is unreadable: {e}"),
+        )
+    })?;
+    let prepared = prepared.rebase(Path::new(""), dir);
+    let media_s = checked_duration(shared, video, prepared.info.duration_s)?;
+    let audio = if job.captions && prepared.asr_pcm.is_some() {
+        shared
+            .store
+            .get_file(
+                &format!("{run_prefix}/{HANDOFF}/{HANDOFF_AUDIO}"),
+                &job.scratch.join(HANDOFF_AUDIO),
+            )
+            .await
+            .map_err(fetch_error)?;
+        Some(AudioReady {
+            duration_s: media_s,
+            fps: prepared.renditions.first().map_or(30, |r| r.fps),
+            samples: prepared.asr_samples,
+        })
+    } else {
+        None
+    };
+    shared.metrics.stage("download", t.elapsed().as_secs_f64());
+    let captioned = captions_child(shared, status, video, job, &settings, audio, media_s).await?;
+    let manifest = stemfeed_pipeline::compose::write_manifest(job, &prepared, &captioned)
+        .map_err(io_error(video, "writing manifest.json"))?;
+    if let Some(why) = status.stopped() {
+        return Err(JobError::infrastructure("stopped", why));
+    }
+    publish(shared, claim, job, manifest, &run_prefix).await?;
+    // The hand-off has served; a failure here leaves only stray objects.
+    for name in [HANDOFF_PREPARED, HANDOFF_AUDIO] {
+        let key = format!("{run_prefix}/{HANDOFF}/{name}");
+        if let Err(e) = shared.store.delete(&key).await
+            && !e.is_not_found()
+        {
+            tracing::warn!("removing {key}: {e}");
+        }
+    }
     Ok(media_s)
 }
 
@@ -809,7 +1144,7 @@ async fn publish(
     claim: &Claim,
     job: &JobSpec,
     manifest: Manifest,
-    run: &str,
+    run_prefix: &str,
 ) -> Result<(), JobError> {
     let video = &claim.video;
     verify_outputs(&job.out).map_err(|e| {
@@ -830,8 +1165,18 @@ async fn publish(
     })?;
     let t = Instant::now();
     let prefix = format!("videos/{}", video.id);
-    let run_prefix = format!("{prefix}/runs/{run}");
-    stemfeed_store::put_tree(&*shared.store, &job.out, &run_prefix, Some("manifest.json"))
+    let run = run_prefix
+        .strip_prefix(&format!("{prefix}/runs/"))
+        .ok_or_else(|| JobError {
+            failure: Failure::BadInput,
+            reason: "catalog",
+            message: format!(
+                "{}: run {run_prefix} is not under {prefix}/runs/",
+                video.original_name
+            ),
+        })?
+        .to_owned();
+    stemfeed_store::put_tree(&*shared.store, &job.out, run_prefix, Some("manifest.json"))
         .await
         .map_err(|e| {
             JobError::infrastructure(
@@ -846,7 +1191,7 @@ async fn publish(
         shared.id.clone(),
         claim.token.clone(),
         claim.job.id,
-        run_prefix.clone(),
+        run_prefix.to_owned(),
     );
     match catalog_call(&shared.catalog, "completing the job", move |c| {
         c.complete(job_id, &token, &who, &p, &captions)
