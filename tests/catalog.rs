@@ -822,13 +822,75 @@ fn caption_versions(c: &Catalog) {
 /// A named behaviour, run on a fresh catalog of each backend.
 type Scenario = (&'static str, fn(&Catalog));
 
-const SCENARIOS: [Scenario; 5] = [
+const SCENARIOS: [Scenario; 6] = [
+    ("phases", phases),
     ("ingest_leases", ingest_leases),
     ("failure_kinds", failure_kinds),
     ("cancellation_edges", cancellation_edges),
     ("duplicate_metadata", duplicate_metadata),
     ("caption_versions", caption_versions),
 ];
+
+/// A job's parts are claimed by the workers that do them: the transcode
+/// part hands the job on exactly once (under its lease), the captions part
+/// starts with fresh attempts and completes; the queue depth is per part.
+fn phases(c: &Catalog) {
+    use stemfeed_queue::Phase;
+    let job = created(c.submit(&upload(50), 3).unwrap());
+    let depth = c.queue_depth().unwrap();
+    assert_eq!((depth[&Phase::Transcode], depth[&Phase::Captions]), (1, 0));
+    assert!(c.claim("gpu", LEASE, &[Phase::Captions]).unwrap().is_none());
+    let t = c.claim("cpu", LEASE, &[Phase::Transcode]).unwrap().unwrap();
+    assert_eq!(
+        (t.job.id, t.job.phase, t.job.handoff.clone()),
+        (job, Phase::Transcode, None)
+    );
+    assert!(
+        !c.hand_off(job, "not-the-token", "cpu", "videos/x/runs/1-1")
+            .unwrap()
+    );
+    let run = format!("videos/{}/runs/{job}-1", t.video.id);
+    assert!(c.hand_off(job, &t.token, "cpu", &run).unwrap());
+    // Once: the old lease no longer holds it.
+    assert!(!c.hand_off(job, &t.token, "cpu", &run).unwrap());
+    assert!(!c.complete(job, &t.token, "cpu", &run, &[]).unwrap());
+    let depth = c.queue_depth().unwrap();
+    assert_eq!((depth[&Phase::Transcode], depth[&Phase::Captions]), (0, 1));
+    assert!(
+        c.claim("cpu", LEASE, &[Phase::Transcode])
+            .unwrap()
+            .is_none()
+    );
+    let g = c.claim("gpu", LEASE, &[Phase::Captions]).unwrap().unwrap();
+    assert_eq!(g.job.phase, Phase::Captions);
+    assert_eq!(g.job.handoff.as_deref(), Some(run.as_str()));
+    assert_eq!(g.job.attempts, 1, "the captions part has its own attempts");
+    // A failure retries the captions part, not the transcode.
+    assert_eq!(
+        c.fail(
+            job,
+            &g.token,
+            "gpu",
+            "whisper hiccup",
+            Failure::Transient,
+            NO_BACKOFF
+        )
+        .unwrap(),
+        Some(JobState::Queued)
+    );
+    let g = c.claim("gpu", LEASE, &[Phase::Captions]).unwrap().unwrap();
+    assert_eq!((g.job.phase, g.job.attempts), (Phase::Captions, 2));
+    assert!(c.complete(job, &g.token, "gpu", &run, &[]).unwrap());
+    let kinds: Vec<String> = c.events(job).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "handed-off").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| *k == "completed").count(), 1);
+    let depth = c.queue_depth().unwrap();
+    assert_eq!((depth[&Phase::Transcode], depth[&Phase::Captions]), (0, 0));
+}
 
 /// Eight threads race for forty jobs: each is claimed and completed once.
 fn concurrent_claims(c: Arc<Catalog>) {

@@ -36,9 +36,16 @@ const KUBERNETES_VALIDATE_VERSION: &str = "1.37.0";
 /// Kubernetes versions the manifests must be valid for.
 const KUBERNETES_VERSIONS: &[&str] = &["1.30.0", "1.37.0"];
 
-/// The queue-depth gauge and the label value the scalers read.
-const QUEUE_METRIC: &str = "stemfeed_jobs";
-const QUEUED: &str = "queued";
+/// The per-stage queue-depth gauge the scalers read, and the stage each
+/// worker Deployment serves.
+const QUEUE_METRIC: &str = "stemfeed_queue_depth";
+fn stage_of(deployment: &str) -> &'static str {
+    match deployment {
+        "stemfeed-worker-cpu" => "transcode",
+        "stemfeed-worker-gpu" => "captions",
+        other => panic!("no stage known for {other}"),
+    }
+}
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -253,11 +260,13 @@ fn names_the_manifests_rely_on_exist_in_the_product() {
     let metrics = read(&root().join("crates/worker/src/metrics.rs"));
     assert!(metrics.contains(&format!("\"{QUEUE_METRIC}\",")));
     assert!(
-        metrics.contains("state: String"),
-        "stemfeed_jobs is labelled by state"
+        metrics.contains("stage: String"),
+        "{QUEUE_METRIC} is labelled by stage"
     );
     let queue = read(&root().join("crates/queue/src/lib.rs"));
-    assert!(queue.contains(&format!("JobState::Queued => \"{QUEUED}\"")));
+    for stage in ["transcode", "captions"] {
+        assert!(queue.contains(&format!("=> \"{stage}\"")), "phase {stage}");
+    }
     let server = read(&root().join("crates/server/src/lib.rs"));
     assert!(server.contains(".route(\"/healthz\""));
     let config = read(&root().join("crates/core/src/config.rs"));
@@ -437,7 +446,7 @@ fn kubernetes_manifests_are_valid() {
         let m = &hpa["spec"]["metrics"][0];
         let metric = &m[m["type"].as_str().unwrap().to_lowercase()]["metric"];
         assert_eq!(metric["name"], QUEUE_METRIC);
-        assert_eq!(metric["selector"]["matchLabels"]["state"], QUEUED);
+        assert_eq!(metric["selector"]["matchLabels"]["stage"], stage_of(target));
     }
     let scaled = by_kind.get("ScaledObject").expect("a KEDA ScaledObject");
     let mut targets = BTreeSet::new();
@@ -490,10 +499,11 @@ fn kubernetes_manifests_are_valid() {
             assert_eq!(t["type"], "prometheus");
             let md = &t["metadata"];
             let query = md["query"].as_str().expect("query");
+            let stage = stage_of(tname);
             assert!(
                 query.contains(&format!("{QUEUE_METRIC}{{"))
-                    && query.contains(&format!("state=\"{QUEUED}\"")),
-                "trigger reads {QUEUE_METRIC}{{state=\"{QUEUED}\"}}: {query}"
+                    && query.contains(&format!("stage=\"{stage}\"")),
+                "trigger of {tname} reads {QUEUE_METRIC}{{stage=\"{stage}\"}}: {query}"
             );
             assert!(md["serverAddress"].as_str().unwrap().starts_with("http"));
             for key in ["threshold", "activationThreshold"] {

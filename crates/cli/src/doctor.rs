@@ -381,6 +381,17 @@ fn check_gpu(config: &Config) -> Check {
     } else {
         format!("{detail}; GPU disabled by asr.gpu = false")
     };
+    // A GPU box is meant for the captions stage, a CPU box for transcoding.
+    let w = &config.worker;
+    let detail = match (w.transcodes(), w.captions_and_tags(), nvidia) {
+        (true, false, true) => format!(
+            "{detail}; worker.stages = [\"transcode\"] leaves this GPU idle (x264 runs on the CPU)"
+        ),
+        (false, true, false) => format!(
+            "{detail}; worker.stages claims only captions and tags, which run on the CPU here"
+        ),
+        _ => format!("{detail}; worker.stages = {:?}", w.stages),
+    };
     Check {
         area: "gpu",
         status,

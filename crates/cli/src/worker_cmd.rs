@@ -17,6 +17,10 @@ pub struct WorkerArgs {
     /// Exit once no job is runnable (for batch runs and benchmarks).
     #[arg(long)]
     drain: bool,
+    /// The stages this worker claims, overriding `worker.stages`:
+    /// `transcode` (CPU boxes), `captions,tags` (GPU boxes), or all three.
+    #[arg(long, env = "STEMFEED_WORKER_STAGES", value_delimiter = ',')]
+    stages: Option<Vec<String>>,
 }
 
 /// The pool's options from the configuration: the profile, and this
@@ -33,7 +37,15 @@ pub fn options(id: Option<String>, drain: bool, config: &Config) -> anyhow::Resu
 }
 
 pub fn run(args: &WorkerArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let options = options(args.id.clone(), args.drain, config)?;
+    let mut config = config.clone();
+    if let Some(stages) = &args.stages {
+        config.worker.stages = stages.iter().map(|s| s.trim().to_owned()).collect();
+    }
+    config
+        .worker
+        .check()
+        .map_err(|e| anyhow::anyhow!("{e} (from --stages / STEMFEED_WORKER_STAGES)"))?;
+    let options = options(args.id.clone(), args.drain, &config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)

@@ -3,8 +3,7 @@
 //! ```text
 //! filesrc ─ decodebin ─┬─ video: videoflip(auto) ─ videoconvert ─ videorate ─ tee ─┬─ [rung] queue ─ videoscale ─ I420 caps ─ x264enc ─ h264parse ─ mp4mux(fragmented) ─ filesink
 //!                      │                                                            ┊
-//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ tee ─┬─ queue ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ mp4mux
-//!                                                                               └─ queue ─ 16 kHz mono f32 ─ appsink (ASR)
+//!                      └─ audio: audioconvert ─ audioresample ─ F32 caps ─ volume(+limiter) ─ tee ─┬─ [rung] queue ─ audioconvert ─ caps ─ avenc_aac ─ aacparse ─ mp4mux
 //! ```
 //! The source is decoded once; the orientation tag is applied by `videoflip`
 //! so every output is upright; GOPs are closed and fixed-length (no scene-cut
@@ -12,8 +11,9 @@
 //!
 //! Every decodebin pad is watched: once any stream runs past the declared
 //! duration plus a margin ([`DecodeLimit`]) the run stops and the file is
-//! refused. The ASR audio is capped in samples; a stall (nothing decoded or
-//! encoded for the watchdog's stall limit) ends the run early.
+//! refused; a stall (nothing decoded or encoded for the watchdog's stall
+//! limit) ends the run early. (The ASR audio comes from the loudness pass,
+//! before this pipeline runs, so captions can start beside it.)
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

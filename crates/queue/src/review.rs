@@ -520,11 +520,20 @@ impl Catalog {
             .map(|s| format!("'{}'", s.as_str()))
             .collect::<Vec<_>>()
             .join(", ");
+        let prefixed = |cols: &str, p: &str| {
+            cols.split(", ")
+                .map(|c| format!("{p}.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let (video_cols, job_cols) = (
+            prefixed(crate::VIDEO_COLS, "v"),
+            prefixed(crate::JOB_COLS, "j"),
+        );
         self.pool.with(|c| {
             let rows = c.query(
                 &format!(
-                    "SELECT v.id, v.sha256, v.source_key, v.original_name, v.title, v.description, v.creator, v.language_hint, v.grade_hint, v.size_bytes, v.created_ms, v.output_prefix, \
-                            j.id, j.video_id, j.state, j.attempts, j.max_attempts, j.lease_owner, j.progress, j.last_error, j.cancel_requested, j.created_ms, j.updated_ms, j.crash_count \
+                    "SELECT {video_cols}, {job_cols} \
                      FROM videos v JOIN jobs j ON j.video_id = v.id \
                      WHERE j.id = (SELECT MAX(id) FROM jobs WHERE video_id = v.id) AND j.state IN ({list}) ORDER BY v.created_ms DESC, v.id"
                 ),
@@ -532,8 +541,8 @@ impl Catalog {
             )?;
             rows.iter()
                 .map(|r| {
-                    let video = video_of(&Row(r.0[..12].to_vec()));
-                    let job = job_of(&Row(r.0[12..].to_vec()))?;
+                    let video = video_of(&Row(r.0[..crate::VIDEO_WIDTH].to_vec()));
+                    let job = job_of(&Row(r.0[crate::VIDEO_WIDTH..].to_vec()))?;
                     Ok((video, job))
                 })
                 .collect()
