@@ -222,6 +222,38 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
             .unwrap()
             .starts_with("bytes 0-1023/")
     );
+    // The curator's edit shows in the edit statistics: English, the run's
+    // model, this week; some of Whisper's words changed, not all.
+    b.goto(&format!("{}/review/stats", server.url));
+    let row = b.text("#edit-stats tr.edit-row[data-language='en']");
+    assert!(row.contains("base") && row.contains("transcript"), "{row}");
+    let curator_token = server.token("stats-reader", "curator");
+    let (code, body) = get(
+        &format!("{}/api/stats/edits", server.url),
+        Some(&curator_token),
+    );
+    assert_eq!(code, 200, "{body}");
+    let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let en = stats["edits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["language"] == "en")
+        .unwrap_or_else(|| panic!("{stats}"));
+    assert_eq!(en["tracks"], 1, "{en}");
+    let changed = en["words_changed"].as_u64().unwrap();
+    let words = en["words"].as_u64().unwrap();
+    assert!(changed >= 3 && changed < words, "{en}");
+    let (code, metrics) = get(&format!("{}/metrics", server.url), Some(&curator_token));
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains(
+            "stemfeed_curator_word_change_ratio{language=\"en\",kind=\"transcript\",model=\"base\""
+        ),
+        "{metrics}"
+    );
+    assert_eq!(get(&format!("{}/metrics", server.url), None).0, 401);
+
     // Urdu captions read right to left, in a Nastaliq font the browser has.
     server.wait_for_state(
         &submitter,

@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::time::Duration;
 
@@ -118,7 +119,64 @@ fn feed_pages_etags_and_cached_manifests() {
     let (_, body) = get(&api_next, None);
     assert_eq!(ids(&json(&body), "videos"), newest_first[2..]);
 
-    // Bad limits and cursors are refused, not guessed at.
+    // Filters: each returns exactly the items of the whole feed that have
+    // the asked-for language, subject or grade band, newest first, and its
+    // next_url keeps the filter.
+    let field =
+        |item: &serde_json::Value, key: &str| item["_stemfeed"][key].as_str().map(str::to_owned);
+    let items = all["items"].as_array().unwrap().clone();
+    let expect = |keep: &dyn Fn(&serde_json::Value) -> bool| -> Vec<String> {
+        items
+            .iter()
+            .filter(|i| keep(i))
+            .map(|i| i["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let subjects: BTreeSet<String> = items.iter().filter_map(|i| field(i, "subject")).collect();
+    assert!(!subjects.is_empty(), "the tagger found no subject: {all}");
+    for subject in &subjects {
+        let (code, body) = get(&url(&format!("/feed.json?subject={subject}")), None);
+        assert_eq!(code, 200, "{body}");
+        let want = expect(&|i| field(i, "subject").as_deref() == Some(subject.as_str()));
+        assert_eq!(ids(&json(&body), "items"), want, "subject={subject}");
+        // One per page: the filter survives paging.
+        let mut got = Vec::new();
+        let mut next = Some(url(&format!("/api/feed?subject={subject}&limit=1")));
+        while let Some(page) = next {
+            assert!(page.contains(&format!("subject={subject}")), "{page}");
+            let page = json(&get(&page, None).1);
+            got.extend(ids(&page, "videos"));
+            next = page["next_url"].as_str().map(str::to_owned);
+        }
+        assert_eq!(got, want, "paged subject={subject}");
+    }
+    let (_, body) = get(&url("/feed.json?language=en"), None);
+    assert_eq!(
+        ids(&json(&body), "items"),
+        newest_first,
+        "all are spoken English"
+    );
+    let (_, body) = get(&url("/feed.json?language=ur"), None);
+    assert!(ids(&json(&body), "items").is_empty(), "{body}");
+    let bands = [
+        ("primary", 1..=5),
+        ("middle", 6..=8),
+        ("secondary", 9..=10),
+        ("higher-secondary", 11..=12),
+    ];
+    for grade in [3u8, 7, 9, 12] {
+        let want = expect(&|i| {
+            field(i, "grade_band").is_some_and(|b| {
+                bands
+                    .iter()
+                    .any(|(id, range)| *id == b && range.contains(&grade))
+            })
+        });
+        let (_, body) = get(&url(&format!("/feed.json?grade={grade}&language=en")), None);
+        assert_eq!(ids(&json(&body), "items"), want, "grade={grade}");
+    }
+
+    // Bad limits, cursors and filters are refused, not guessed at.
     for q in [
         "limit=0",
         "limit=201",
@@ -126,6 +184,12 @@ fn feed_pages_etags_and_cached_manifests() {
         "limit=two",
         "before=junk!",
         "before=bm90LWEtY3Vyc29y",
+        "subject=astrology",
+        "grade=13",
+        "grade=0",
+        "grade=nine",
+        "language=Urdu",
+        "language=u",
     ] {
         assert_eq!(get(&url(&format!("/feed.json?{q}")), None).0, 400, "{q}");
     }

@@ -7,6 +7,13 @@
 //! publication time and id, which never change). A page with more after it
 //! carries `next_url`. Responses have a strong `ETag` (a hash of the body),
 //! answer `If-None-Match` with 304, and may be cached for a minute.
+//!
+//! Filters (any combination; `next_url` keeps them): `?language=ur` (the
+//! spoken language, or an approved caption track in it), `?subject=physics`
+//! (a subject id of the taxonomy; the curator's tags when edited),
+//! `?grade=9` (1–12: the video's grade band covers it). An unknown subject,
+//! a malformed language or a grade out of range is a 400 naming the
+//! parameter.
 
 use std::sync::Arc;
 
@@ -199,6 +206,99 @@ pub const MAX_LIMIT: usize = 200;
 pub struct PageQuery {
     limit: Option<String>,
     before: Option<String>,
+    language: Option<String>,
+    subject: Option<String>,
+    grade: Option<String>,
+}
+
+/// What a page is filtered by, checked.
+#[derive(Debug, Default)]
+struct Filter {
+    language: Option<String>,
+    subject: Option<String>,
+    grade: Option<u8>,
+}
+
+impl Filter {
+    fn from_query(q: &PageQuery, app: &App) -> Result<Self, ApiError> {
+        let language = match q.language.as_deref().filter(|l| !l.is_empty()) {
+            None => None,
+            Some(l) if (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()) => {
+                Some(l.to_owned())
+            }
+            Some(_) => {
+                return Err(bad_request(
+                    "language is an ISO 639 code in lower case, like ur or en",
+                ));
+            }
+        };
+        let subject = match q.subject.as_deref().filter(|s| !s.is_empty()) {
+            None => None,
+            Some(s) => {
+                let known = &app.tagger.taxonomy().subjects;
+                if !known.iter().any(|k| k.id == s) {
+                    let ids: Vec<&str> = known.iter().map(|k| k.id.as_str()).collect();
+                    return Err(bad_request(&format!(
+                        "subject is one of: {}",
+                        ids.join(", ")
+                    )));
+                }
+                Some(s.to_owned())
+            }
+        };
+        let grade = match q.grade.as_deref().filter(|g| !g.is_empty()) {
+            None => None,
+            Some(g) => match g.parse::<u8>() {
+                Ok(n) if (1..=12).contains(&n) => Some(n),
+                _ => return Err(bad_request("grade is a school grade from 1 to 12")),
+            },
+        };
+        Ok(Self {
+            language,
+            subject,
+            grade,
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.language.is_none() && self.subject.is_none() && self.grade.is_none()
+    }
+
+    /// The filter as query parameters (`&k=v…`), for `next_url`.
+    fn query(&self) -> String {
+        let mut out = String::new();
+        if let Some(l) = &self.language {
+            out.push_str(&format!("&language={l}"));
+        }
+        if let Some(s) = &self.subject {
+            out.push_str(&format!("&subject={s}"));
+        }
+        if let Some(g) = self.grade {
+            out.push_str(&format!("&grade={g}"));
+        }
+        out
+    }
+
+    fn matches(&self, v: &view::VideoView) -> bool {
+        let language = self.language.as_deref().is_none_or(|l| {
+            v.language() == Some(l)
+                || v.tracks.iter().any(|t| {
+                    t.language == l
+                        && crate::media::track_public(&v.job, &v.history, &t.track, t.version)
+                })
+        });
+        let subject = self
+            .subject
+            .as_deref()
+            .is_none_or(|s| v.subject() == Some(s));
+        let grade = self.grade.is_none_or(|g| {
+            v.tags
+                .as_ref()
+                .and_then(|t| t.grade_band.as_ref())
+                .is_some_and(|b| (b.grades[0]..=b.grades[1]).contains(&g))
+        });
+        language && subject && grade
+    }
 }
 
 /// Where a page starts: after the video published at `ms` with id `id`.
@@ -271,6 +371,7 @@ async fn page(app: &App, query: &PageQuery, path: &str) -> Result<Page, ApiError
         .as_deref()
         .map(|c| Cursor::decode(c).ok_or_else(|| bad_request("before is not a feed cursor")))
         .transpose()?;
+    let filter = Filter::from_query(query, app)?;
     let mut rows: Vec<(Video, Job)> = app.db(|c| c.videos_in(&[JobState::Approved])).await?;
     // Newest first, then by id: the order of [`Cursor::key`].
     rows.sort_by(|(a, _), (b, _)| {
@@ -283,22 +384,35 @@ async fn page(app: &App, query: &PageQuery, path: &str) -> Result<Page, ApiError
         .map(|(v, _)| v)
         .filter(|v| after.as_ref().is_none_or(|c| Cursor::of(v).key() > c.key()))
         .collect();
-    let shown = &rest[..rest.len().min(limit)];
-    // The cursor is the last video of the page, even one left out below.
-    let next_url = shown.last().filter(|_| rest.len() > limit).map(|last| {
-        format!(
-            "{}{path}?limit={limit}&before={}",
-            app.server.public_url,
-            Cursor::of(last).encode()
-        )
-    });
+    // Each video is read (manifest, tracks, tags) until the page is full;
+    // with a filter, until one more match shows there is a next page.
     let mut views = Vec::new();
-    for video in shown {
+    let mut more = false;
+    for video in &rest {
+        if filter.is_empty() && views.len() == limit {
+            more = true;
+            break;
+        }
         match view::load(app, &video.id).await {
-            Ok(v) => views.push(v),
+            Ok(v) if filter.matches(&v) => {
+                if views.len() == limit {
+                    more = true;
+                    break;
+                }
+                views.push(v);
+            }
+            Ok(_) => {}
             Err(e) => tracing::warn!(video = %video.id, "left out of the feed: {}", e.1),
         }
     }
+    let next_url = views.last().filter(|_| more).map(|last| {
+        format!(
+            "{}{path}?limit={limit}{}&before={}",
+            app.server.public_url,
+            filter.query(),
+            Cursor::of(&last.video).encode()
+        )
+    });
     Ok(Page { views, next_url })
 }
 

@@ -8,6 +8,7 @@ pub mod cache;
 
 mod feed;
 mod media;
+mod stats;
 pub mod tus;
 mod ui;
 mod view;
@@ -209,6 +210,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/login", get(ui::login_page).post(ui::login))
         .route("/logout", post(ui::logout))
         .route("/review", get(ui::queue))
+        .route("/review/stats", get(ui::edit_stats))
+        .route("/api/stats/edits", get(stats::json))
+        .route("/metrics", get(stats::metrics))
         .route("/review/{video}", get(ui::video_page))
         .route(
             "/review/{video}/captions/{track}/decision",

@@ -206,6 +206,18 @@ fn state_filter(s: &str) -> Vec<JobState> {
     }
 }
 
+/// `GET /review/stats`: what curators change, by language, model and week.
+pub async fn edit_stats(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    let caller = match curator(&app, &headers).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    match crate::stats::collect(&app).await {
+        Ok(stats) => pages::edit_stats(&caller, &stats).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 pub async fn queue(
     State(app): State<Arc<App>>,
     headers: HeaderMap,

@@ -1,6 +1,11 @@
-//! The labelled evaluation set (`tests/tagging/eval.toml`, written by hand
-//! for this purpose and independently of the taxonomy lexicon): top-1 subject
-//! accuracy and off-topic recall, printed as a table and enforced.
+//! Two labelled sets, printed as tables and enforced:
+//! - `tests/tagging/eval.toml`, the TUNING set: written by hand, but its
+//!   phrases then went into the lexicon, so its accuracy is a regression
+//!   check, not a result;
+//! - `tests/tagging/blind.toml`, the HELD-OUT set: written without sight of
+//!   the lexicon or the tuning set (issue "Review, part 2"), never used to
+//!   tune. Its numbers are the honest ones; the floors below are what the
+//!   tagger measured on it, so a change that makes it worse fails.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +21,7 @@ struct Case {
     language: String,
     style: String,
     subject: String,
+    /// `""` or absent: the text gives no grade.
     grade: Option<String>,
     #[serde(default)]
     title: String,
@@ -30,12 +36,22 @@ struct EvalSet {
     case: Vec<Case>,
 }
 
-fn eval_set() -> Vec<Case> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/tagging/eval.toml");
+fn eval_set(name: &str) -> Vec<Case> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/tagging")
+        .join(name);
     let text = std::fs::read_to_string(&path).expect("reading the evaluation set");
     toml::from_str::<EvalSet>(&text)
         .expect("parsing the evaluation set")
         .case
+}
+
+/// What one set measured, percent.
+struct Measured {
+    overall: f64,
+    stem_top1: f64,
+    off_recall: f64,
+    stem_kept: f64,
 }
 
 #[derive(Debug, Default)]
@@ -58,9 +74,8 @@ impl Tally {
     }
 }
 
-#[test]
-fn subject_accuracy_and_off_topic_recall_on_the_evaluation_set() {
-    let cases = eval_set();
+fn measure(name: &str) -> Measured {
+    let cases = eval_set(name);
     let tagger = Tagger::new(Taxonomy::built_in());
     let styles: Vec<&str> = {
         let mut s: Vec<&str> = cases.iter().map(|c| c.style.as_str()).collect();
@@ -109,7 +124,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_evaluation_set() {
         } else {
             stem_top1.add(ok);
             stem_kept.add(tags.stem);
-            if let Some(expected) = &c.grade {
+            if let Some(expected) = c.grade.as_ref().filter(|g| !g.is_empty()) {
                 grade.add(tags.grade_band.as_ref().is_some_and(|g| &g.id == expected));
             }
         }
@@ -134,7 +149,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_evaluation_set() {
     let per_video_ms = started.elapsed().as_secs_f64() * 1000.0 / cases.len() as f64;
 
     println!(
-        "\ntagging evaluation: {} cases ({} styles)",
+        "\ntagging evaluation, {name}: {} cases ({} styles)",
         cases.len(),
         styles.len()
     );
@@ -165,19 +180,50 @@ fn subject_accuracy_and_off_topic_recall_on_the_evaluation_set() {
         off_recall.n >= 10,
         "the set needs at least 10 off-topic cases"
     );
+    Measured {
+        overall: overall.pct(),
+        stem_top1: stem_top1.pct(),
+        off_recall: off_recall.pct(),
+        stem_kept: stem_kept.pct(),
+    }
+}
+
+#[test]
+fn subject_accuracy_and_off_topic_recall_on_the_tuning_set() {
+    let m = measure("eval.toml");
+    assert!(m.overall >= 90.0, "top-1 accuracy {:.1}% < 90%", m.overall);
     assert!(
-        overall.pct() >= 90.0,
-        "top-1 accuracy {:.1}% < 90%",
-        overall.pct()
-    );
-    assert!(
-        stem_top1.pct() >= 90.0,
+        m.stem_top1 >= 90.0,
         "top-1 subject accuracy {:.1}% < 90%",
-        stem_top1.pct()
+        m.stem_top1
     );
     assert!(
-        off_recall.pct() >= 90.0,
+        m.off_recall >= 90.0,
         "off-topic recall {:.1}% < 90%",
-        off_recall.pct()
+        m.off_recall
     );
 }
+
+/// The held-out set. The issue's targets (top-1 ≥ 95% on STEM, off-topic
+/// recall ≥ 95%, STEM kept as STEM ≥ 97%) are printed beside the measured
+/// numbers; the gate is the measured level (see the module doc).
+#[test]
+fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
+    let m = measure("blind.toml");
+    println!(
+        "targets: top-1 on STEM >= 95% (now {:.1}%), off-topic recall >= 95% (now {:.1}%), STEM kept >= 97% (now {:.1}%)",
+        m.stem_top1, m.off_recall, m.stem_kept
+    );
+    for (what, now, floor) in [
+        ("top-1 on STEM", m.stem_top1, BLIND_FLOOR.0),
+        ("off-topic recall", m.off_recall, BLIND_FLOOR.1),
+        ("STEM kept as STEM", m.stem_kept, BLIND_FLOOR.2),
+    ] {
+        assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
+    }
+}
+
+/// (top-1 on STEM, off-topic recall, STEM kept), percent: the blind set's
+/// measured level, rounded down (2026-11-30, first measurement, before any
+/// change made with the set in hand: 62.5%, 79.4%, 65.9%).
+const BLIND_FLOOR: (f64, f64, f64) = (62.0, 79.0, 65.0);

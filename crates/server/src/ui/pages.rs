@@ -36,6 +36,8 @@ pub fn page(title: &str, caller: Option<&Caller>, body: Markup) -> Markup {
                         " "
                         a href="/feed.json" { "Feed" }
                         " "
+                        a href="/review/stats" { "Curator edits" }
+                        " "
                         span.who { (c.name) " (" (c.role.as_str()) ")" }
                         form.inline method="post" action="/logout" {
                             (csrf_field(c.csrf.as_deref().unwrap_or_default()))
@@ -401,6 +403,44 @@ fn track_history(history: &[CaptionVersion], track: &str) -> Markup {
             }
         }
     }
+}
+
+/// What curators changed in Whisper's captions before approving them.
+pub fn edit_stats(caller: &Caller, stats: &[crate::stats::EditStats]) -> Markup {
+    let pct = |x: f64| format!("{:.1}%", 100.0 * x);
+    let body = html! {
+        h1 { "Curator edits" }
+        p {
+            "For every approved caption track: how much of Whisper's version curators changed "
+            "before approving it (words and characters edited, cues kept but moved in time), "
+            "by language, model and week of approval."
+        }
+        @if stats.is_empty() {
+            p #no-edits { "No approved caption tracks yet." }
+        } @else {
+            table #edit-stats {
+                thead {
+                    tr {
+                        th { "Language" } th { "Track" } th { "Model" } th { "Week" }
+                        th { "Tracks" } th { "Words changed" } th { "Characters changed" }
+                        th { "Cues re-timed" }
+                    }
+                }
+                tbody {
+                    @for g in stats {
+                        tr.edit-row data-language=(g.language) data-model=(g.model) data-week=(g.week) {
+                            td { (g.language) } td { (g.kind) } td { (g.model) } td { (g.week) }
+                            td { (g.tracks) }
+                            td.words { (pct(g.word_change_rate)) " (" (g.words_changed) " of " (g.words) ")" }
+                            td { (pct(g.char_change_rate)) }
+                            td { (g.cues_retimed) " of " (g.cues) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Curator edits", Some(caller), body)
 }
 
 #[cfg(test)]
