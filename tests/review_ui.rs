@@ -71,12 +71,20 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     // Not logged in: the review queue sends us to the login page.
     b.goto(&format!("{}/review", server.url));
     assert!(b.current_url().ends_with("/login"), "{}", b.current_url());
+    // Every page passes axe-core: no serious or critical violation.
+    let accessible = |b: &Browser, page: &str| {
+        let found = b.accessibility_violations();
+        assert!(found.is_empty(), "{page}: {found:#?}");
+    };
+    accessible(&b, "login");
     b.type_into("#name", "ayesha", false);
     b.type_into("#password", password, false);
     b.click("#login");
     b.find("#queue");
+    accessible(&b, "review queue");
     b.click(&format!("tr[data-video='{video}'] a"));
     b.find("textarea[name='text_0']");
+    accessible(&b, "video page");
 
     // The page plays the byte-range fMP4 HLS ladder: natively where the
     // browser has HLS (Safari; this Chromium), else through the vendored
@@ -226,6 +234,7 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     // model, this week; some of Whisper's words changed, not all.
     b.goto(&format!("{}/review/stats", server.url));
     let row = b.text("#edit-stats tr.edit-row[data-language='en']");
+    accessible(&b, "curator edits");
     assert!(row.contains("base") && row.contains("transcript"), "{row}");
     let curator_token = server.token("stats-reader", "curator");
     let (code, body) = get(
@@ -263,6 +272,7 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     );
     b.goto(&format!("{}/review/{urdu_video}", server.url));
     b.find(".track-panel[data-lang='ur'] textarea");
+    accessible(&b, "Urdu video page");
     let direction = b.script("return getComputedStyle(document.querySelector(\".track-panel[data-lang='ur'] textarea\")).direction;");
     assert_eq!(direction, "rtl");
     let family = b.script("return getComputedStyle(document.querySelector(\".track-panel[data-lang='ur'] textarea\")).fontFamily;");

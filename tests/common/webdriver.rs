@@ -187,6 +187,35 @@ impl Browser {
         )
     }
 
+    /// Runs the vendored axe-core (tests/vendor/axe-core) on the page and
+    /// returns its serious and critical violations, one line each (rule,
+    /// impact, help, the first elements).
+    pub fn accessibility_violations(&self) -> Vec<String> {
+        let axe = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/vendor/axe-core/axe.min.js"),
+        )
+        .expect("the vendored axe-core");
+        let js = format!(
+            "{axe}\nconst done = arguments[arguments.length - 1];\n\
+             axe.run(document, {{ resultTypes: ['violations'] }}).then(r => done(r.violations\n\
+               .filter(v => v.impact === 'serious' || v.impact === 'critical')\n\
+               .map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' +\n\
+                 v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', '))));"
+        );
+        let found = call(
+            "POST",
+            &self.url("/execute/async"),
+            Some(json!({"script": js, "args": []})),
+        );
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe-core did not run: {found}"))
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
     pub fn screenshot(&self, path: &std::path::Path) {
         let b64 = call("GET", &self.url("/screenshot"), None);
         let png = base64::engine::general_purpose::STANDARD

@@ -80,11 +80,15 @@ pub fn run(args: &ProcessArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let (tx, rx) = std::sync::mpsc::channel::<Option<AudioReady>>();
     let captions = {
         let (job, settings) = (job.clone(), settings.clone());
+        let beside = settings.beside_encode();
         std::thread::spawn(move || -> anyhow::Result<Option<Captioned>> {
             let Ok(audio) = rx.recv() else {
                 return Ok(None);
             };
-            let captioned = stages::captions(&job, &settings, &tagger, audio, &mut |_, _| {})?;
+            // Heard before the encode ends: captions run beside it, with
+            // fewer threads; without audio, tags alone after it.
+            let settings = if audio.is_some() { &beside } else { &settings };
+            let captioned = stages::captions(&job, settings, &tagger, audio, &mut |_, _| {})?;
             Ok(Some(captioned))
         })
     };

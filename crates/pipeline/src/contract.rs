@@ -332,6 +332,19 @@ pub struct StageSettings {
     pub tagging: TaggingConfig,
 }
 
+impl StageSettings {
+    /// The settings for captions that run beside a video encode on the same
+    /// machine: half the ASR threads (at least one). whisper.cpp's threads
+    /// spin while they wait, so a full set competing with x264 for the
+    /// same cores wastes CPU: on 2 cores, 1 thread beside the encode made
+    /// the whole job 15% faster and 17% cheaper than 2 (benches/results/job.md).
+    pub fn beside_encode(&self) -> Self {
+        let mut s = self.clone();
+        s.asr.threads = (s.asr.threads / 2).max(1);
+        s
+    }
+}
+
 impl From<&stemfeed_core::Config> for StageSettings {
     fn from(c: &stemfeed_core::Config) -> Self {
         Self {

@@ -877,6 +877,8 @@ async fn whole(
     let video = &claim.video;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let first = prepare_part(shared, status, video, job, &settings, Some(tx));
+    // Beside the encode, with fewer ASR threads (StageSettings::beside_encode).
+    let beside = settings.beside_encode();
     let early = async {
         match rx.await {
             Ok(audio) => captions_child(
@@ -884,7 +886,7 @@ async fn whole(
                 status,
                 video,
                 job,
-                &settings,
+                &beside,
                 Some(audio),
                 audio.duration_s,
             )

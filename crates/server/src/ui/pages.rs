@@ -124,9 +124,9 @@ const STATUSES: [&str; 4] = ["in-review", "approved", "rejected", "all"];
 const LANGUAGES: [&str; 5] = ["ur", "en", "pa", "sd", "ps"];
 
 /// A filter: `any` (the empty value) first, then each value, the current one selected.
-fn choice(name: &str, any: &str, values: &[&str], current: &str) -> Markup {
+fn choice(name: &str, label: &str, any: &str, values: &[&str], current: &str) -> Markup {
     html! {
-        select name=(name) {
+        select name=(name) aria-label=(label) {
             option value="" { (any) }
             @for v in values {
                 option selected[*v == current] { (v) }
@@ -140,9 +140,9 @@ pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> M
         h1 { "Review queue" }
         form.filters method="get" {
             // No status means the default, in review.
-            (choice("status", "in-review", &STATUSES, filters.status))
-            (choice("language", "any language", &LANGUAGES, filters.language))
-            (choice("subject", "any subject", filters.subjects, filters.subject))
+            (choice("status", "Status", "in-review", &STATUSES, filters.status))
+            (choice("language", "Language", "any language", &LANGUAGES, filters.language))
+            (choice("subject", "Subject", "any subject", filters.subjects, filters.subject))
             button { "Filter" }
         }
         table #queue {
@@ -252,10 +252,12 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                     }
                 }
                 p {
-                    "Caption track: "
-                    select #track-select {
-                        @for t in v.tracks {
-                            option value=(t.track) { (t.track) " (" (t.status) ")" }
+                    label {
+                        "Caption track: "
+                        select #track-select {
+                            @for t in v.tracks {
+                                option value=(t.track) { (t.track) " (" (t.status) ")" }
+                            }
                         }
                     }
                 }
@@ -351,14 +353,14 @@ fn cue_row(i: usize, c: &Cue, lang: &str, dir: &str, rtl: bool) -> Markup {
     html! {
         li.cue.low[low] data-start=(s) data-end=(e) {
             button.cue-time type="button" { "▶ " (s) }
-            input.t name={ "start_" (i) } value=(s) size="7";
+            input.t name={ "start_" (i) } value=(s) size="7" aria-label={ "Cue " (i + 1) " start" };
             " – "
-            input.t name={ "end_" (i) } value=(e) size="7";
+            input.t name={ "end_" (i) } value=(e) size="7" aria-label={ "Cue " (i + 1) " end" };
             span.conf {
                 @if let Some(x) = c.confidence { (format!("{x:.2}")) }
             }
             p.words.rtl[rtl] lang=(lang) dir=(dir) { (marked_words(c)) }
-            textarea name={ "text_" (i) } rows="2" lang=(lang) dir=(dir) class=(if rtl { "rtl" } else { "" }) {
+            textarea name={ "text_" (i) } aria-label={ "Cue " (i + 1) " text" } rows="2" lang=(lang) dir=(dir) class=(if rtl { "rtl" } else { "" }) {
                 (bidi::strip_marks(&c.text))
             }
         }
@@ -603,7 +605,7 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(&format!(
-            "<textarea name=\"text_0\" rows=\"2\" lang=\"ur\" dir=\"rtl\" class=\"rtl\">{URDU}</textarea>"
+            "<textarea name=\"text_0\" aria-label=\"Cue 1 text\" rows=\"2\" lang=\"ur\" dir=\"rtl\" class=\"rtl\">{URDU}</textarea>"
         )), "{html}");
         // Left-to-right tracks say so, and are not set in the Nastaliq font.
         assert!(
@@ -646,7 +648,7 @@ mod tests {
                 "<td>en.transcriptx&quot; onmouseover='alert(2)' y=&quot; edited{XSS_ESCAPED}<br>ur.transcript edited{XSS_ESCAPED}</td>"
             ),
             "<td>0.40</td><td>in-review</td></tr>".to_owned(),
-            "<select name=\"status\"><option value=\"\">in-review</option><option selected>in-review</option>".to_owned(),
+            "<select name=\"status\" aria-label=\"Status\"><option value=\"\">in-review</option><option selected>in-review</option>".to_owned(),
             "<option value=\"\">any language</option><option selected>ur</option>".to_owned(),
             "<p class=\"note\">1 video(s), weakest captions first.</p>".to_owned(),
         ] {
