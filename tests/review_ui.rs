@@ -67,7 +67,19 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     let video = submitted["video"].as_str().unwrap().to_owned();
     server.wait_for_state(&submitter, &video, "in-review", Duration::from_secs(300));
 
-    let b = Browser::start();
+    // The curator's machine has no Nastaliq font: fontconfig hides the
+    // system's Noto Nastaliq Urdu from Chromium, so Urdu can only render in
+    // it through the web font the server ships.
+    let fonts = tempfile::tempdir().unwrap();
+    let fonts_conf = fonts.path().join("fonts.conf");
+    std::fs::write(
+        &fonts_conf,
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
+         <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n\
+         <selectfont><rejectfont><glob>*NotoNastaliq*</glob></rejectfont></selectfont>\n</fontconfig>\n",
+    )
+    .unwrap();
+    let b = Browser::start_with_env(&[("FONTCONFIG_FILE", fonts_conf.display().to_string())]);
     // Not logged in: the review queue sends us to the login page.
     b.goto(&format!("{}/review", server.url));
     assert!(b.current_url().ends_with("/login"), "{}", b.current_url());
@@ -263,7 +275,8 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     );
     assert_eq!(get(&format!("{}/metrics", server.url), None).0, 401);
 
-    // Urdu captions read right to left, in a Nastaliq font the browser has.
+    // Urdu captions read right to left, in the Nastaliq web font the server
+    // ships (the browser's own is hidden, see above).
     server.wait_for_state(
         &submitter,
         &urdu_video,
@@ -287,15 +300,38 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
         preview[0] == "rtl" && preview[1].as_str().unwrap().contains("Noto Nastaliq Urdu"),
         "{preview}"
     );
-    // The font is really there: Urdu text set in it measures differently from the fallback.
+    // The system font really is hidden: text asking for it falls back.
     let widths = b.script(
         "const c = document.createElement('canvas').getContext('2d'); const t = 'کشش ثقل گیند کو نیچے کھینچتی ہے';\
          c.font = '32px \"Noto Nastaliq Urdu\", monospace'; const a = c.measureText(t).width;\
          c.font = '32px monospace'; const b = c.measureText(t).width; return [a, b];",
     );
-    assert_ne!(
+    assert_eq!(
         widths[0], widths[1],
-        "Noto Nastaliq Urdu is not installed (fonts-noto-core)"
+        "the system's Noto Nastaliq Urdu is visible to the browser"
+    );
+    // And the Urdu cue is drawn in the served web font.
+    let mut drawn = Vec::new();
+    for _ in 0..50 {
+        // The cue's words (a textarea's text is the browser's own shadow
+        // content); low-confidence words sit in <mark>s.
+        drawn = b.rendered_fonts(".track-panel[data-lang='ur'] p.words");
+        if drawn.is_empty() {
+            drawn = b.rendered_fonts(".track-panel[data-lang='ur'] p.words mark");
+        }
+        if drawn
+            .iter()
+            .any(|(family, web)| *web && family.contains("Nastaliq"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        drawn
+            .iter()
+            .any(|(family, web)| *web && family.contains("Nastaliq")),
+        "Urdu is not drawn in the served Nastaliq web font: {drawn:?}"
     );
     let first = b.value(".track-panel[data-lang='ur'] textarea");
     assert!(

@@ -49,6 +49,12 @@ fn try_call(method: &str, url: &str, body: Option<Value>) -> Result<Value, Strin
 
 impl Browser {
     pub fn start() -> Self {
+        Self::start_with_env(&[])
+    }
+
+    /// A browser whose processes get `env` (as chromedriver passes its
+    /// environment on to Chromium).
+    pub fn start_with_env(env: &[(&str, String)]) -> Self {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             assert!(
                 std::path::Path::new(tool).exists(),
@@ -57,6 +63,7 @@ impl Browser {
         }
         let port = free_port();
         let driver = Command::new("/usr/bin/chromedriver")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -185,6 +192,40 @@ impl Browser {
             &self.url("/execute/sync"),
             Some(json!({"script": js, "args": []})),
         )
+    }
+
+    /// A Chrome DevTools Protocol command through chromedriver.
+    pub fn cdp(&self, cmd: &str, params: Value) -> Value {
+        call(
+            "POST",
+            &self.url("/goog/cdp/execute"),
+            Some(json!({"cmd": cmd, "params": params})),
+        )
+    }
+
+    /// The fonts Chromium really drew `css`'s text with: (family, whether
+    /// it is a web font the page loaded).
+    pub fn rendered_fonts(&self, css: &str) -> Vec<(String, bool)> {
+        self.cdp("DOM.enable", json!({}));
+        self.cdp("CSS.enable", json!({}));
+        let root = self.cdp("DOM.getDocument", json!({"depth": 0}))["root"]["nodeId"].clone();
+        let node = self.cdp(
+            "DOM.querySelector",
+            json!({"nodeId": root, "selector": css}),
+        )["nodeId"]
+            .clone();
+        let fonts = self.cdp("CSS.getPlatformFontsForNode", json!({"nodeId": node}));
+        fonts["fonts"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no fonts for {css}: {fonts}"))
+            .iter()
+            .map(|f| {
+                (
+                    f["familyName"].as_str().unwrap_or_default().to_owned(),
+                    f["isCustomFont"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
     }
 
     /// Runs the vendored axe-core (tests/vendor/axe-core) on the page and

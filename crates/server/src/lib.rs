@@ -225,7 +225,7 @@ pub fn router(app: Arc<App>) -> Router {
             "/static/review.js",
             get(|headers: HeaderMap| async move {
                 static JS: media::Embedded =
-                    media::Embedded::new("text/javascript", include_str!("../static/review.js"));
+                    media::Embedded::new("text/javascript", include_bytes!("../static/review.js"));
                 JS.respond(&headers)
             }),
         )
@@ -235,7 +235,7 @@ pub fn router(app: Arc<App>) -> Router {
                 // Vendored from npm, unmodified: static/vendor/hls.js/SOURCE.md.
                 static HLS: media::Embedded = media::Embedded::new(
                     "text/javascript",
-                    include_str!("../static/vendor/hls.js/hls.light.min.js"),
+                    include_bytes!("../static/vendor/hls.js/hls.light.min.js"),
                 );
                 HLS.respond(&headers)
             }),
@@ -244,8 +244,21 @@ pub fn router(app: Arc<App>) -> Router {
             "/static/review.css",
             get(|headers: HeaderMap| async move {
                 static CSS: media::Embedded =
-                    media::Embedded::new("text/css", include_str!("../static/review.css"));
+                    media::Embedded::new("text/css", include_bytes!("../static/review.css"));
                 CSS.respond(&headers)
+            }),
+        )
+        .route(
+            "/static/fonts/noto-nastaliq-urdu-arabic-400.woff2",
+            get(|headers: HeaderMap| async move {
+                // Vendored from npm, unmodified: static/vendor/noto-nastaliq-urdu/SOURCE.md.
+                static FONT: media::Embedded = media::Embedded::new(
+                    "font/woff2",
+                    include_bytes!(
+                        "../static/vendor/noto-nastaliq-urdu/noto-nastaliq-urdu-arabic-400-normal.woff2"
+                    ),
+                );
+                FONT.respond(&headers)
             }),
         )
         .fallback(|| async { ApiError::not_found() })

@@ -499,12 +499,12 @@ fn generated(
 #[derive(Debug)]
 pub struct Embedded {
     content_type: &'static str,
-    body: &'static str,
+    body: &'static [u8],
     tag: OnceLock<String>,
 }
 
 impl Embedded {
-    pub const fn new(content_type: &'static str, body: &'static str) -> Self {
+    pub const fn new(content_type: &'static str, body: &'static [u8]) -> Self {
         Self {
             content_type,
             body,
@@ -513,7 +513,7 @@ impl Embedded {
     }
 
     pub fn respond(&self, headers: &HeaderMap) -> Response {
-        let tag = self.tag.get_or_init(|| etag(self.body.as_bytes()));
+        let tag = self.tag.get_or_init(|| etag(self.body));
         validated(
             headers,
             tag,
