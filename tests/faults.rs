@@ -10,7 +10,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::services::Postgres;
-use common::workers::{NO_ENV, logs, spawn_worker, stop, submit_job, tone_clip as clip};
+use common::workers::{
+    NO_ENV, logs, spawn_worker, stop, submit_job, tone_clip as clip, wait_until,
+};
 use stemfeed_queue::{Catalog, JobState};
 
 fn config(dir: &Path, name: &str, body: &str) -> PathBuf {
@@ -25,18 +27,6 @@ fn submit(config: &Path, file: &Path) -> i64 {
 
 fn worker(config: &Path, id: &str, log_dir: &Path, drain: bool) -> Child {
     spawn_worker(config, id, NO_ENV, log_dir, drain)
-}
-
-fn wait_until(what: &str, timeout: Duration, log_dir: &Path, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            logs(log_dir)
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Each job in review, completed exactly once.

@@ -12,7 +12,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::services::{Postgres, S3Server, free_port};
-use common::workers::{NO_ENV, logs, spawn_worker};
+use common::workers::{NO_ENV, http_get, logs, small_profile, spawn_worker};
 use stemfeed_queue::{Catalog, JobState, NewVideo};
 use stemfeed_store::{LocalStore, ObjectStore, S3Options, S3Store};
 
@@ -23,23 +23,6 @@ fn rt() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// A small profile so thirty jobs fit in a test: one 240p rung.
-fn test_profile(dir: &Path) -> PathBuf {
-    let text = stemfeed_core::Profile::short_form_toml();
-    let head = text
-        .split("[[rungs]]")
-        .next()
-        .unwrap()
-        .replace("name = \"short-form\"", "name = \"test-small\"");
-    let path = dir.join("small.toml");
-    std::fs::write(
-        &path,
-        format!("{head}[[rungs]]\nshort_side = 240\nvideo_kbps = 200\naudio_kbps = 48\n"),
-    )
-    .unwrap();
-    path
 }
 
 /// `n` distinct uploads (same pictures, different container metadata, so
@@ -89,16 +72,6 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
 }
 
 /// Every file the published manifest names exists under its run.
@@ -190,7 +163,7 @@ fn three_workers_over_postgres_and_s3_survive_a_sigkill() {
     };
     catalog.submit(&doomed, 3).unwrap();
 
-    let profile = test_profile(dir.path());
+    let profile = small_profile(dir.path());
     let metrics_port = free_port();
     let mut workers: Vec<(String, Child)> = (1..=3)
         .map(|i| {
@@ -367,7 +340,7 @@ fn embedded_mode_two_watchers_one_job_per_upload() {
             .await
             .unwrap();
     });
-    let profile = test_profile(dir.path());
+    let profile = small_profile(dir.path());
     let config = write_config(
         dir.path(),
         "embedded",

@@ -12,31 +12,14 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::services::{Postgres, S3Server, free_port};
-use common::workers::{logs, spawn_worker};
+use common::workers::{http_get, logs, small_profile, spawn_worker, wait_until};
 use stemfeed_queue::{Catalog, JobState, Phase};
 use stemfeed_store::{ObjectStore, S3Options, S3Store};
 
 const UPLOADS: usize = 6;
-
-/// One 240p rung keeps the transcode part short.
-fn small_profile(dir: &Path) -> PathBuf {
-    let text = stemfeed_core::Profile::short_form_toml();
-    let head = text
-        .split("[[rungs]]")
-        .next()
-        .unwrap()
-        .replace("name = \"short-form\"", "name = \"test-small\"");
-    let path = dir.join("small.toml");
-    std::fs::write(
-        &path,
-        format!("{head}[[rungs]]\nshort_side = 240\nvideo_kbps = 200\naudio_kbps = 48\n"),
-    )
-    .unwrap();
-    path
-}
 
 /// `n` spoken clips: the same English sentence over a numbered test
 /// pattern, so each is its own upload.
@@ -83,28 +66,6 @@ fn spoken_uploads(dir: &Path, n: usize) -> Vec<PathBuf> {
             path
         })
         .collect()
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
-}
-
-fn wait_until(what: &str, timeout: Duration, dir: &Path, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}\n{}",
-            logs(dir)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// Kills `worker` with SIGKILL once it holds a job in `phase`; returns the

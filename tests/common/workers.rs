@@ -117,3 +117,45 @@ pub fn stop(mut child: Child) -> ExitStatus {
         .status();
     wait_exit(&mut child, Duration::from_secs(60))
 }
+
+/// Polls `done` until it holds; past `timeout` fails with the workers' logs
+/// from `log_dir`.
+pub fn wait_until(what: &str, timeout: Duration, log_dir: &Path, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}\n{}",
+            logs(log_dir)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The built-in profile with one 240p rung, so many jobs fit in a test.
+pub fn small_profile(dir: &Path) -> PathBuf {
+    let text = stemfeed_core::Profile::short_form_toml();
+    let head = text
+        .split("[[rungs]]")
+        .next()
+        .unwrap()
+        .replace("name = \"short-form\"", "name = \"test-small\"");
+    let path = dir.join("small.toml");
+    std::fs::write(
+        &path,
+        format!("{head}[[rungs]]\nshort_side = 240\nvideo_kbps = 200\naudio_kbps = 48\n"),
+    )
+    .unwrap();
+    path
+}
+
+/// `GET path` on a loopback port, the whole response (one per connection).
+pub fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nhost: localhost\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}

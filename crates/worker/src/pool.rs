@@ -761,22 +761,51 @@ async fn download(
         .store
         .get_file(&video.source_key, input)
         .await
-        .map_err(|e| {
-            let message = format!("{}: fetching the upload: {e}", video.original_name);
-            if e.is_not_found() {
-                // Not an outage: the original is gone, and waiting will not
-                // bring it back. Charged, so the job ends dead, not looping.
-                JobError {
-                    failure: Failure::Transient,
-                    reason: "store",
-                    message,
-                }
-            } else {
-                JobError::infrastructure("store", message)
-            }
-        })?;
+        .map_err(fetch_error(video, "the upload"))?;
     shared.metrics.stage("download", t.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// A failed read of `what` from the store. A missing object is not an
+/// outage: waiting will not bring it back, so the attempt is charged and the
+/// job ends dead rather than looping; anything else is the store's.
+fn fetch_error<'a>(
+    video: &'a stemfeed_queue::Video,
+    what: &'a str,
+) -> impl Fn(stemfeed_store::StoreError) -> JobError + 'a {
+    move |e| {
+        let message = format!("{}: fetching {what}: {e}", video.original_name);
+        if e.is_not_found() {
+            JobError {
+                failure: Failure::Transient,
+                reason: "store",
+                message,
+            }
+        } else {
+            JobError::infrastructure("store", message)
+        }
+    }
+}
+
+/// What a lease-guarded catalog write answered: done, the lease gone
+/// (`lost` says what that leaves unused), or the catalog unreachable.
+fn under_lease(
+    video: &stemfeed_queue::Video,
+    answer: Result<bool, String>,
+    lost: impl FnOnce() -> String,
+) -> Result<(), JobError> {
+    match answer {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(JobError {
+            failure: Failure::Transient,
+            reason: "lease_lost",
+            message: format!("{}: {}", video.original_name, lost()),
+        }),
+        Err(e) => Err(JobError::infrastructure(
+            "catalog",
+            format!("{}: {e}", video.original_name),
+        )),
+    }
 }
 
 /// The first half in a child under a transcode slot. `audio_ready` hears,
@@ -978,29 +1007,13 @@ async fn transcode_part(
         claim.job.id,
         run_prefix.clone(),
     );
-    match catalog_call(&shared.catalog, "handing the job on", move |c| {
+    let answer = catalog_call(&shared.catalog, "handing the job on", move |c| {
         c.hand_off(job_id, &token, &who, &p)
     })
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(JobError {
-                failure: Failure::Transient,
-                reason: "lease_lost",
-                message: format!(
-                    "{}: lease lost before the hand-off; run {run} is not used",
-                    video.original_name
-                ),
-            });
-        }
-        Err(e) => {
-            return Err(JobError::infrastructure(
-                "catalog",
-                format!("{}: {e}", video.original_name),
-            ));
-        }
-    }
+    .await;
+    under_lease(video, answer, || {
+        format!("lease lost before the hand-off; run {run} is not used")
+    })?;
     shared.metrics.stage("upload", t.elapsed().as_secs_f64());
     Ok(media_s)
 }
@@ -1026,18 +1039,7 @@ async fn captions_part(
         ),
     })?;
     let t = Instant::now();
-    let fetch_error = |e: stemfeed_store::StoreError| {
-        let message = format!("{}: fetching the hand-off: {e}", video.original_name);
-        if e.is_not_found() {
-            JobError {
-                failure: Failure::Transient,
-                reason: "store",
-                message,
-            }
-        } else {
-            JobError::infrastructure("store", message)
-        }
-    };
+    let fetch_error = &fetch_error(video, "the hand-off");
     let json = shared
         .store
         .get_bytes(&format!("{run_prefix}/{HANDOFF}/{HANDOFF_PREPARED}"))
@@ -1195,29 +1197,13 @@ async fn publish(
         claim.job.id,
         run_prefix.to_owned(),
     );
-    match catalog_call(&shared.catalog, "completing the job", move |c| {
+    let answer = catalog_call(&shared.catalog, "completing the job", move |c| {
         c.complete(job_id, &token, &who, &p, &captions)
     })
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return Err(JobError {
-                failure: Failure::Transient,
-                reason: "lease_lost",
-                message: format!(
-                    "{}: lease lost before completion; run {run} is not published",
-                    video.original_name
-                ),
-            });
-        }
-        Err(e) => {
-            return Err(JobError::infrastructure(
-                "catalog",
-                format!("{}: {e}", video.original_name),
-            ));
-        }
-    }
+    .await;
+    under_lease(video, answer, || {
+        format!("lease lost before completion; run {run} is not published")
+    })?;
 
     // The pointer for readers of the store alone. The catalog already
     // names this run; a failure here leaves the previous pointer, never a
