@@ -819,10 +819,49 @@ fn caption_versions(c: &Catalog) {
     assert!(c.videos_without_captions().unwrap().is_empty());
 }
 
+/// Curators' glossary: per language, a term replaces its variants (kept
+/// one per line, so commas and spaces survive); setting a term again
+/// replaces its variants; removing says whether it was there.
+fn glossary(c: &Catalog) {
+    let variants = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    c.set_glossary_term(
+        "ur",
+        "مقناطیس",
+        &variants(&["مقناتیس", "magnet, iron"]),
+        "ayesha",
+    )
+    .unwrap();
+    c.set_glossary_term("en", "acceleration", &variants(&["excelleration"]), "bilal")
+        .unwrap();
+    let ur = c.glossary("ur").unwrap();
+    assert_eq!(ur.len(), 1);
+    assert_eq!(
+        (
+            ur[0].term.as_str(),
+            ur[0].variants.clone(),
+            ur[0].author.as_str()
+        ),
+        ("مقناطیس", variants(&["مقناتیس", "magnet, iron"]), "ayesha")
+    );
+    c.set_glossary_term("ur", "مقناطیس", &variants(&["مکناطیس"]), "bilal")
+        .unwrap();
+    let ur = c.glossary("ur").unwrap();
+    assert_eq!(
+        (ur.len(), ur[0].variants.clone()),
+        (1, variants(&["مکناطیس"]))
+    );
+    assert_eq!(ur[0].author, "bilal");
+    assert!(c.remove_glossary_term("ur", "مقناطیس").unwrap());
+    assert!(!c.remove_glossary_term("ur", "مقناطیس").unwrap());
+    assert!(c.glossary("ur").unwrap().is_empty());
+    assert_eq!(c.glossary("en").unwrap().len(), 1);
+}
+
 /// A named behaviour, run on a fresh catalog of each backend.
 type Scenario = (&'static str, fn(&Catalog));
 
-const SCENARIOS: [Scenario; 6] = [
+const SCENARIOS: [Scenario; 7] = [
+    ("glossary", glossary),
     ("phases", phases),
     ("ingest_leases", ingest_leases),
     ("failure_kinds", failure_kinds),

@@ -311,6 +311,22 @@ fn portrait_upload_becomes_a_four_rung_ladder_with_hls() {
         (asr_s - 3.0).abs() < 0.1,
         "16 kHz audio for ASR from the same decode: {asr_s}"
     );
+    // The caption editor's waveform, 50 peaks a second of that audio.
+    let waveform: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join(manifest["asr_audio"]["waveform"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(waveform["peaks_per_second"], 50);
+    let peaks = waveform["peaks"].as_array().unwrap();
+    assert!(
+        (peaks.len() as f64 - asr_s * 50.0).abs() <= 1.0,
+        "{} peaks",
+        peaks.len()
+    );
+    assert!(
+        peaks.iter().any(|p| p.as_u64().unwrap() > 0),
+        "the tone shows"
+    );
     assert!(manifest["stages"]["transcode_s"].as_f64().unwrap() > 0.0);
 }
 

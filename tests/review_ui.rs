@@ -12,6 +12,30 @@ use std::time::Duration;
 use common::server::{Server, agent, get};
 use common::webdriver::Browser;
 
+/// WebDriver key codes: Alt held for the rest of the keys sent.
+const ALT_S: &str = "\u{E00A}s";
+const ALT_M: &str = "\u{E00A}m";
+const ALT_LEFT_BRACKET: &str = "\u{E00A}[";
+const ALT_RIGHT_BRACKET: &str = "\u{E00A}]";
+const ALT_LEFT: &str = "\u{E00A}\u{E012}";
+const ALT_RIGHT: &str = "\u{E00A}\u{E014}";
+
+/// Runs `js` until it returns something other than false or null (10 s at most).
+fn wait_for(b: &Browser, what: &str, js: &str) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    loop {
+        let v = b.script(js);
+        if !(v.is_null() || v == false) {
+            return v;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "waited 10 s for {what}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn artifacts() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts")
 }
@@ -166,6 +190,189 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     );
     b.screenshot(&artifacts().join("review-page.png"));
 
+    // The caption workbench.
+    // The waveform the worker computed is drawn under the video.
+    let peaks = wait_for(
+        &b,
+        "the waveform's peaks",
+        "const c = document.getElementById('waveform'); return c.dataset.peaks ? Number(c.dataset.peaks) : (c.dataset.error || null);",
+    );
+    // 50 a second over the audio (the clip's speech, a little shorter than its video).
+    let peaks = peaks.as_f64().unwrap_or(0.0);
+    assert!(
+        peaks >= 2.0 * 50.0 && peaks <= duration * 50.0 + 10.0,
+        "{peaks} peaks for {duration} s"
+    );
+    // And drawn: the speech's bars in the waveform's light colour.
+    let lit = b.script(
+        "const c = document.getElementById('waveform'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;\
+         let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i] === 0xe8 && d[i + 1] === 0xf4 && d[i + 2] === 0xf8) n++; return n;",
+    );
+    assert!(lit.as_i64().unwrap() > 500, "waveform pixels drawn: {lit}");
+    // The list follows playback: the cue at the playhead is highlighted and
+    // shown in the preview line.
+    let cues = b
+        .script("return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length;")
+        .as_i64()
+        .unwrap();
+    assert!(cues >= 2, "the two spoken sentences make at least two cues");
+    let last = cues - 1;
+    wait_for(
+        &b,
+        "the last cue to be highlighted at the playhead",
+        &format!(
+            "const v = document.getElementById('player'); const li = document.querySelectorAll('.track-panel:not([hidden]) li.cue')[{last}];\
+             if (Math.abs(v.currentTime - Number(li.dataset.start) - 0.05) > 0.01) v.currentTime = Number(li.dataset.start) + 0.05;\
+             return li.classList.contains('active') && document.querySelector('.track-panel:not([hidden]) .preview').textContent === li.querySelector('textarea').value;"
+        ),
+    );
+    // The curators' glossary: a preferred spelling added for English shows
+    // as a one-click fix on every cue that has one of its variants.
+    b.click(".track-panel:not([hidden]) .glossary summary");
+    b.type_into(
+        ".track-panel:not([hidden]) .add-term input[name='term']",
+        "Gravitation",
+        false,
+    );
+    b.type_into(
+        ".track-panel:not([hidden]) .add-term input[name='variants']",
+        "gravity, gravitee",
+        false,
+    );
+    b.click(".track-panel:not([hidden]) .add-term button");
+    b.find(".track-panel:not([hidden]) .glossary li.term");
+    assert!(
+        b.text(".track-panel:not([hidden]) .glossary summary")
+            .contains("1 terms"),
+        "{}",
+        b.text(".track-panel:not([hidden]) .glossary summary")
+    );
+    b.type_into("textarea[name='text_0']", "the gravity of it", true);
+    b.click(".track-panel:not([hidden]) li.cue .gloss-apply");
+    assert_eq!(b.value("textarea[name='text_0']"), "the Gravitation of it");
+    // Edits show on the video at once, through the track being edited.
+    b.type_into(
+        "textarea[name='text_0']",
+        "Gravity pulls the ball down, fixed by a curator.",
+        true,
+    );
+    wait_for(
+        &b,
+        "the edit on the video's showing track",
+        "const t = Array.from(document.getElementById('player').textTracks).find(t => t.mode === 'showing');\
+         return t && t.cues && t.cues.length > 0 && t.cues[0].text === 'Gravity pulls the ball down, fixed by a curator.';",
+    );
+    // The style rules are checked as the curator types.
+    b.type_into(
+        "textarea[name='text_1']",
+        " and a line far longer than any phone screen can show in one go",
+        false,
+    );
+    wait_for(
+        &b,
+        "the long line marked",
+        "const li = document.querySelectorAll('.track-panel:not([hidden]) li.cue')[1];\
+         return li.classList.contains('style-bad') && li.querySelector('.style-msg').textContent.includes('characters (at most 42)');",
+    );
+    let summary = b.text(".track-panel:not([hidden]) .style-summary");
+    assert!(summary.contains("break the style rules"), "{summary}");
+    let second = b.value("textarea[name='text_1']");
+    let second = second
+        .strip_suffix(" and a line far longer than any phone screen can show in one go")
+        .unwrap()
+        .to_owned();
+    b.type_into("textarea[name='text_1']", &second, true);
+    // Keyboard flow (Alt+…, so it works while typing): split the first cue
+    // at the playhead, merge it back, nudge its start by a frame and back,
+    // shift the following cues and back.
+    let times = |b: &Browser| -> Vec<f64> {
+        b.script("return Array.from(document.querySelectorAll('.track-panel:not([hidden]) li.cue input.t')).map(i => Number(i.value));")
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect()
+    };
+    let before = times(&b);
+    let middle = (before[0] + before[1]) / 2.0;
+    b.script(&format!(
+        "document.getElementById('player').currentTime = {middle}; return 0;"
+    ));
+    b.type_into("textarea[name='text_0']", ALT_S, false);
+    wait_for(
+        &b,
+        "the split",
+        &format!(
+            "return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length === {};",
+            cues + 1
+        ),
+    );
+    let split = times(&b);
+    assert!(
+        (split[1] - middle).abs() < 0.05 && split[2] == split[1] && split[0] == before[0],
+        "split at {middle}: {split:?}"
+    );
+    let n = b.value(".track-panel:not([hidden]) input[name='n']");
+    assert_eq!(n, (cues + 1).to_string());
+    let halves = (
+        b.value("textarea[name='text_0']"),
+        b.value("textarea[name='text_1']"),
+    );
+    assert!(!halves.0.is_empty() && !halves.1.is_empty(), "{halves:?}");
+    b.type_into("textarea[name='text_0']", ALT_M, false);
+    wait_for(
+        &b,
+        "the merge",
+        &format!(
+            "return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length === {cues};"
+        ),
+    );
+    assert_eq!(times(&b), before);
+    assert_eq!(
+        b.value("textarea[name='text_0']"),
+        "Gravity pulls the ball down, fixed by a curator."
+    );
+    b.type_into("textarea[name='text_0']", ALT_RIGHT_BRACKET, false);
+    let nudged = times(&b);
+    let fps = b.script("return Number(document.getElementById('workbench').dataset.fps);");
+    let frame = 1.0 / fps.as_f64().unwrap();
+    assert!(
+        (nudged[0] - before[0] - frame).abs() < 0.0015,
+        "start nudged by a frame ({frame}): {nudged:?}"
+    );
+    b.type_into("textarea[name='text_0']", ALT_LEFT_BRACKET, false);
+    assert_eq!(times(&b), before);
+    b.type_into("textarea[name='text_1']", ALT_RIGHT, false);
+    let shifted = times(&b);
+    assert_eq!(
+        shifted[..2],
+        before[..2],
+        "cues before the one shifted stay"
+    );
+    for (a, b) in shifted[2..].iter().zip(&before[2..]) {
+        assert!((a - b - 0.1).abs() < 0.0015, "{shifted:?} vs {before:?}");
+    }
+    b.type_into("textarea[name='text_1']", ALT_LEFT, false);
+    assert_eq!(times(&b), before);
+    // Find and replace across the track.
+    b.type_into(".track-panel:not([hidden]) .find-text", "fixed by", false);
+    b.type_into(
+        ".track-panel:not([hidden]) .replace-text",
+        "FIXED BY",
+        false,
+    );
+    b.click(".track-panel:not([hidden]) .replace-all");
+    assert_eq!(
+        b.text(".track-panel:not([hidden]) .tool-result"),
+        "1 replaced."
+    );
+    assert!(b.value("textarea[name='text_0']").contains("FIXED BY"));
+    b.type_into(".track-panel:not([hidden]) .find-text", "FIXED BY", true);
+    b.type_into(".track-panel:not([hidden]) .replace-text", "fixed by", true);
+    b.click(".track-panel:not([hidden]) .replace-all");
+    b.screenshot(&artifacts().join("review-workbench.png"));
+    accessible(&b, "video page while editing");
+
     // Edit the first cue and save: a new version by this curator.
     let edited = "Gravity pulls the ball down, fixed by a curator.";
     b.type_into("textarea[name='text_0']", edited, true);
@@ -293,8 +500,18 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
         family.as_str().unwrap().contains("Noto Nastaliq Urdu"),
         "{family}"
     );
+    // The preview line shows the cue at the playhead as a viewer reads it.
+    wait_for(
+        &b,
+        "the Urdu cue in the preview line",
+        "const p = document.querySelector(\".track-panel[data-lang='ur']\"); const s = document.getElementById('track-select');\
+         if (s.value !== p.dataset.track) { s.value = p.dataset.track; s.dispatchEvent(new Event('change')); }\
+         const v = document.getElementById('player'); const first = Number(p.querySelector('li.cue').dataset.start) + 0.05;\
+         if (Math.abs(v.currentTime - first) > 0.01) v.currentTime = first;\
+         return p.querySelector('.preview').textContent.length > 0;",
+    );
     let preview = b.script(
-        "const p = document.querySelector(\".track-panel[data-lang='ur'] p.words\"); return [getComputedStyle(p).direction, getComputedStyle(p).fontFamily];",
+        "const p = document.querySelector(\".track-panel[data-lang='ur'] .preview\"); return [getComputedStyle(p).direction, getComputedStyle(p).fontFamily];",
     );
     assert!(
         preview[0] == "rtl" && preview[1].as_str().unwrap().contains("Noto Nastaliq Urdu"),
@@ -313,12 +530,9 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     // And the Urdu cue is drawn in the served web font.
     let mut drawn = Vec::new();
     for _ in 0..50 {
-        // The cue's words (a textarea's text is the browser's own shadow
-        // content); low-confidence words sit in <mark>s.
-        drawn = b.rendered_fonts(".track-panel[data-lang='ur'] p.words");
-        if drawn.is_empty() {
-            drawn = b.rendered_fonts(".track-panel[data-lang='ur'] p.words mark");
-        }
+        // The preview line (a textarea's text is the browser's own shadow
+        // content).
+        drawn = b.rendered_fonts(".track-panel[data-lang='ur'] .preview");
         if drawn
             .iter()
             .any(|(family, web)| *web && family.contains("Nastaliq"))
@@ -341,6 +555,45 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
         "{first}"
     );
     b.screenshot(&artifacts().join("review-page-urdu.png"));
+
+    // The queue shows each video's poster; a video can be approved in bulk
+    // once a curator has approved every caption track of it.
+    let tracks = b.script(
+        "return Array.from(document.querySelectorAll('#track-select option')).map(o => o.value);",
+    );
+    for track in tracks.as_array().unwrap() {
+        let track = track.as_str().unwrap();
+        b.goto(&format!("{}/review/{urdu_video}", server.url));
+        b.find("#track-select");
+        b.script(&format!(
+            "const s = document.getElementById('track-select'); s.value = '{track}'; s.dispatchEvent(new Event('change')); return 0;"
+        ));
+        b.click(".track-panel:not([hidden]) .approve-track");
+        wait_for(
+            &b,
+            "the track approved",
+            &format!(
+                "const h = document.querySelector(\".track-panel[data-track='{track}'] h2\"); return h && h.textContent.includes('approved');"
+            ),
+        );
+    }
+    b.goto(&format!("{}/review", server.url));
+    let row = format!("tr[data-video='{urdu_video}']");
+    wait_for(
+        &b,
+        "the queue's poster",
+        &format!(
+            "const i = document.querySelector(\"{row} td.poster img\"); return i && i.complete && i.naturalWidth > 0;"
+        ),
+    );
+    accessible(&b, "review queue with posters");
+    b.click(&format!("{row} input[type='checkbox']"));
+    b.click("#bulk-approve");
+    let outcome = b.text(&format!("#bulk-result li[data-video='{urdu_video}']"));
+    assert!(outcome.ends_with(": approved"), "bulk approval: {outcome}");
+    accessible(&b, "bulk approval");
+    b.goto(&format!("{}/review/{urdu_video}", server.url));
+    assert_eq!(b.text("#video-state"), "approved");
 
     // The edit was re-exported next to the outputs.
     assert!(

@@ -23,6 +23,7 @@ pub mod loudness;
 pub mod probe;
 pub mod stills;
 pub mod transcode;
+pub mod waveform;
 
 pub use error::{Fault, MediaError};
 pub use limits::{DecodeLimit, Watchdog};

@@ -270,6 +270,7 @@ pub fn run(
                 .is_empty()
                 .then(|| "no speech detected: no captions".to_owned()),
             tracks,
+            rules: Some(Box::new(opts.rules.clone())),
         },
         subtitles,
         model_load_s,

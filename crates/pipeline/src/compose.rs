@@ -120,6 +120,7 @@ pub fn write_manifest(job: &JobSpec, p: &Prepared, c: &Captioned) -> std::io::Re
         asr_audio: AsrAudio {
             samples_16k: p.asr_samples,
             seconds: p.asr_samples as f64 / 16_000.0,
+            waveform: p.waveform.as_deref().map(|w| relative(out, w)),
         },
         stages: StageTimes {
             captions_s: c.captions_s,

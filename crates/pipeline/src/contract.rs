@@ -145,6 +145,10 @@ pub struct CaptionsSummary {
     pub speech_seconds: f64,
     pub note: Option<String>,
     pub tracks: Vec<TrackEntry>,
+    /// The style rules the cues were cut to (the profile's): the caption
+    /// editor checks curators' edits against them. Older runs have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<Box<stemfeed_captions::segment::Rules>>,
 }
 
 /// One caption track in the manifest; the cues are in `files.json`.
@@ -286,6 +290,10 @@ pub struct StillEntry {
 pub struct AsrAudio {
     pub samples_16k: usize,
     pub seconds: f64,
+    /// Peak levels of this audio for the caption editor's waveform
+    /// (`stemfeed_media::waveform::Waveform` as JSON), a path in the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waveform: Option<String>,
 }
 
 /// Seconds each stage took.
@@ -394,6 +402,10 @@ pub struct Prepared {
     /// 16 kHz mono f32 (little-endian) for ASR; `None` without audio.
     pub asr_pcm: Option<PathBuf>,
     pub asr_samples: usize,
+    /// `waveform.json` in the outputs, for the caption editor; `None`
+    /// without audio (and from workers that did not make one).
+    #[serde(default)]
+    pub waveform: Option<PathBuf>,
     /// The Whisper model to caption with, checked before transcoding.
     pub model_file: Option<PathBuf>,
     pub times: StageTimes,
@@ -416,6 +428,9 @@ impl Prepared {
             moved(&mut s.path);
         }
         if let Some(p) = &mut self.asr_pcm {
+            moved(p);
+        }
+        if let Some(p) = &mut self.waveform {
             moved(p);
         }
         self

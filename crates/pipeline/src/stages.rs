@@ -169,6 +169,18 @@ pub fn prepare(
             samples: asr_samples,
         });
     }
+    let waveform = match &pass {
+        Some(pass) => {
+            let path = job.out.join(WAVEFORM);
+            let w = stemfeed_media::waveform::Waveform::of(&pass.asr_pcm, 16_000);
+            let json = serde_json::to_vec(&w)
+                .map_err(|e| errors.error(Stage::Transcode, Fault::Transient, e.to_string()))?;
+            std::fs::write(&path, json)
+                .map_err(errors.io(Stage::Transcode, format!("writing {}", path.display())))?;
+            Some(path)
+        }
+        None => None,
+    };
     let loudness = pass.map(|p| p.loudness);
 
     let t = Instant::now();
@@ -219,6 +231,7 @@ pub fn prepare(
         }),
         asr_pcm,
         asr_samples,
+        waveform,
         model_file,
         times: StageTimes {
             probe_s,
@@ -232,6 +245,8 @@ pub fn prepare(
 
 /// The ASR audio file the first half leaves in the scratch directory.
 const ASR_PCM: &str = "asr.f32";
+/// The caption editor's waveform, in the outputs.
+const WAVEFORM: &str = "waveform.json";
 
 /// The configured Whisper model, installed.
 fn installed_model(

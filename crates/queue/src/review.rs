@@ -123,6 +123,17 @@ pub struct CaptionVersion {
     pub cues: String,
 }
 
+/// A curator's preferred spelling of a term in one caption language, and
+/// the spellings to replace with it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlossaryEntry {
+    pub language: String,
+    pub term: String,
+    pub variants: Vec<String>,
+    pub author: String,
+    pub created_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub decision: String,
@@ -718,6 +729,52 @@ impl Catalog {
                 &[video.into(), word.into(), reason.into(), author.into()],
             )?;
             Ok(true)
+        })
+    }
+
+    /// The glossary of one language, by term.
+    pub fn glossary(&self, language: &str) -> Result<Vec<GlossaryEntry>, QueueError> {
+        self.pool.with(|c| {
+            Ok(c.query("SELECT language, term, variants, author, created_ms FROM glossary WHERE language = $1 ORDER BY term", &[language.into()])?
+                .iter()
+                .map(|r| GlossaryEntry {
+                    language: r.text(0),
+                    term: r.text(1),
+                    // Stored one per line: a variant may hold spaces or commas.
+                    variants: r.text(2).lines().map(str::to_owned).collect(),
+                    author: r.text(3),
+                    created_ms: r.i64(4),
+                })
+                .collect())
+        })
+    }
+
+    /// Adds `term` to the glossary of `language`, or replaces its variants.
+    pub fn set_glossary_term(
+        &self,
+        language: &str,
+        term: &str,
+        variants: &[String],
+        author: &str,
+    ) -> Result<(), QueueError> {
+        let now = self.now();
+        let variants = variants.join("\n");
+        self.pool.with(|c| {
+            c.exec(
+                &format!("INSERT INTO glossary (language, term, variants, author, created_ms) VALUES ($1, $2, $3, $4, {now}) ON CONFLICT (language, term) DO UPDATE SET variants = excluded.variants, author = excluded.author, created_ms = excluded.created_ms"),
+                &[language.into(), term.into(), variants.as_str().into(), author.into()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Removes `term` from the glossary of `language`; whether it was there.
+    pub fn remove_glossary_term(&self, language: &str, term: &str) -> Result<bool, QueueError> {
+        self.pool.with(|c| {
+            Ok(c.exec(
+                "DELETE FROM glossary WHERE language = $1 AND term = $2",
+                &[language.into(), term.into()],
+            )? > 0)
         })
     }
 

@@ -217,6 +217,21 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     ALTER TABLE jobs ADD COLUMN handoff TEXT;
     CREATE INDEX jobs_queued_phase ON jobs (phase, id) WHERE state = 'queued';",
     ),
+    (
+        8,
+        "glossary",
+        // Curators' preferred spellings of terms per caption language, and
+        // the spellings (Whisper's, or other writers') to replace with them.
+        "CREATE TABLE glossary (
+        id {SERIAL},
+        language TEXT NOT NULL,
+        term TEXT NOT NULL,
+        variants TEXT NOT NULL,
+        author TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        UNIQUE (language, term)
+    );",
+    ),
 ];
 
 /// Our migrations for `dialect`, as refinery sees them.

@@ -219,6 +219,12 @@ pub fn router(app: Arc<App>) -> Router {
             post(ui::track_decision),
         )
         .route("/review/{video}/decision", post(ui::video_decision))
+        .route("/review/bulk-approve", post(ui::bulk_approve))
+        .route("/review/glossary/{language}", post(ui::glossary_add))
+        .route(
+            "/review/glossary/{language}/remove",
+            post(ui::glossary_remove),
+        )
         .route("/media/{video}/{*path}", get(media::media))
         .route("/captions/{video}/{file}", get(media::captions))
         .route(

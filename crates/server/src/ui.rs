@@ -272,6 +272,8 @@ pub async fn queue(
             tracks: &v.tracks,
             weakest: v.weakest_confidence(),
             state: v.job.state.as_str(),
+            duration_s: v.duration_s(),
+            poster: v.manifest.poster.as_ref().map(|p| p.path.as_str()),
         })
         .collect();
     let subjects: Vec<&str> = app
@@ -303,6 +305,21 @@ pub async fn video_page(
         Ok(v) => v,
         Err(e) => return e.into_response(),
     };
+    let languages: std::collections::BTreeSet<String> =
+        v.tracks.iter().map(|t| t.language.clone()).collect();
+    let glossaries = match app
+        .db(move |c| {
+            languages
+                .into_iter()
+                .map(|l| Ok((l.clone(), c.glossary(&l)?)))
+                .collect::<Result<std::collections::BTreeMap<_, _>, _>>()
+        })
+        .await
+    {
+        Ok(g) => g,
+        Err(e) => return e.into_response(),
+    };
+    let rules = v.rules();
     let page = pages::VideoPage {
         id: &v.video.id,
         title: if v.video.title.is_empty() {
@@ -317,8 +334,12 @@ pub async fn video_page(
         hls_master: &v.manifest.hls.master,
         mp4: v.smallest_mp4(),
         poster: v.manifest.poster.as_ref().map(|p| p.path.as_str()),
+        waveform: v.waveform(),
+        fps: v.fps(),
+        rules: &rules,
         tracks: &v.tracks,
         history: &v.history,
+        glossaries: &glossaries,
         tags: v.tags.as_ref(),
         tags_version: v.tags_version,
         subject: v.subject().unwrap_or(OFF_TOPIC),
@@ -378,12 +399,15 @@ fn parse_cues(form: &HashMap<String, String>, old: &[Cue], rtl: bool) -> Result<
             text.to_owned()
         };
         let mut cue = Cue::new(start, end, text.clone());
-        // Unchanged cues keep their recognition detail; edited ones were checked by a person.
-        if let Some(o) = old.get(i).filter(|o| {
-            bidi::strip_marks(&o.text).trim() == bidi::strip_marks(&text).trim()
-                && o.start == start
+        // Unchanged cues keep their recognition detail, wherever a split or
+        // merge before them moved them in the list; edited ones were
+        // checked by a person.
+        let same = |o: &&Cue| {
+            o.start == start
                 && o.end == end
-        }) {
+                && bidi::strip_marks(&o.text).trim() == bidi::strip_marks(&text).trim()
+        };
+        if let Some(o) = old.get(i).filter(same).or_else(|| old.iter().find(same)) {
             cue = o.clone();
         }
         cues.push(cue);
@@ -660,6 +684,152 @@ pub async fn video_decision(
     }
     .await;
     back_to_video(&id, result)
+}
+
+/// `POST /review/bulk-approve`: approves each chosen video (form fields
+/// `video_<id>`) that is in review or rejected and whose caption tracks a
+/// curator has all approved; says for each why it was not.
+pub async fn bulk_approve(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let mut chosen: Vec<&str> = form
+        .keys()
+        .filter_map(|k| k.strip_prefix("video_"))
+        .collect();
+    chosen.sort_unstable();
+    if chosen.is_empty() {
+        return ApiError::new(StatusCode::BAD_REQUEST, "no video was selected").into_response();
+    }
+    if chosen.len() > 500 {
+        return ApiError::new(StatusCode::BAD_REQUEST, "at most 500 videos at once")
+            .into_response();
+    }
+    let mut results = Vec::with_capacity(chosen.len());
+    for id in chosen {
+        let outcome = async {
+            let v = view::load(&app, id).await.map_err(|e| e.1)?;
+            if v.tracks.is_empty() {
+                return Err("it has no caption track".to_owned());
+            }
+            if let Some(t) = v.tracks.iter().find(|t| t.status != "approved") {
+                return Err(format!("track {} is {}, not approved", t.track, t.status));
+            }
+            let (vid, who) = (id.to_owned(), caller.name.clone());
+            let decided = app
+                .db(move |c| c.decide(&vid, true, None, &who))
+                .await
+                .map_err(|e| e.1)?;
+            if !decided {
+                return Err(format!("it is {}, not processed", v.job.state.as_str()));
+            }
+            tracing::info!(video = %id, by = %caller.name, "video approved in bulk");
+            Ok(())
+        }
+        .await;
+        results.push((id.to_owned(), outcome));
+    }
+    pages::bulk_result(&caller, &results).into_response()
+}
+
+/// A glossary language as the tracks name them: 2–3 lowercase letters.
+fn glossary_language(language: &str) -> Result<(), ApiError> {
+    let ok = (2..=3).contains(&language.len()) && language.bytes().all(|b| b.is_ascii_lowercase());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no language {language:?}"),
+        ))
+    }
+}
+
+/// Back to the video page the glossary form was on, or to the queue.
+fn back_from_glossary(form: &HashMap<String, String>, result: Result<(), ApiError>) -> Response {
+    match form.get("video") {
+        Some(id) if view::check_video_id(id).is_ok() => back_to_video(id, result),
+        _ => match result {
+            Ok(()) => Redirect::to("/review").into_response(),
+            Err(e) => e.into_response(),
+        },
+    }
+}
+
+/// `POST /review/glossary/{language}`: adds a preferred spelling (`term`)
+/// and the spellings it replaces (`variants`, comma-separated), or changes
+/// the variants of a term already there.
+pub async fn glossary_add(
+    State(app): State<Arc<App>>,
+    Path(language): Path<String>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        glossary_language(&language)?;
+        let bad = |m: &str| ApiError::new(StatusCode::BAD_REQUEST, m.to_owned());
+        let term = form.get("term").map_or("", |t| t.trim()).to_owned();
+        let mut variants: Vec<String> = form
+            .get("variants")
+            .map_or("", String::as_str)
+            .split([',', '\n', '،'])
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && *v != term)
+            .map(str::to_owned)
+            .collect();
+        variants.dedup();
+        if term.is_empty() || term.chars().count() > 80 || term.contains('\n') {
+            return Err(bad("a glossary term is one line of 1 to 80 characters"));
+        }
+        if variants.is_empty() || variants.len() > 20 || variants.iter().any(|v| v.chars().count() > 80) {
+            return Err(bad("give 1 to 20 spellings to replace, each at most 80 characters, separated by commas"));
+        }
+        let (lang, who) = (language.clone(), caller.name.clone());
+        let t = term.clone();
+        app.db(move |c| c.set_glossary_term(&lang, &t, &variants, &who))
+            .await?;
+        tracing::info!(language = %language, term = %term, by = %caller.name, "glossary term set");
+        Ok(())
+    }
+    .await;
+    back_from_glossary(&form, result)
+}
+
+/// `POST /review/glossary/{language}/remove`: removes `term`.
+pub async fn glossary_remove(
+    State(app): State<Arc<App>>,
+    Path(language): Path<String>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        glossary_language(&language)?;
+        let term = form.get("term").cloned().unwrap_or_default();
+        let (lang, t) = (language.clone(), term.clone());
+        if !app.db(move |c| c.remove_glossary_term(&lang, &t)).await? {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no glossary term {term:?} in {language}"),
+            ));
+        }
+        tracing::info!(language = %language, term = %term, by = %caller.name, "glossary term removed");
+        Ok(())
+    }
+    .await;
+    back_from_glossary(&form, result)
 }
 
 /// Whether any of these track statuses asks a curator to check every line.

@@ -77,6 +77,32 @@ impl VideoView {
     pub fn language(&self) -> Option<&str> {
         self.manifest.language()
     }
+
+    /// The renditions' frame rate (25 when the manifest names none).
+    pub fn fps(&self) -> u32 {
+        self.manifest
+            .renditions
+            .iter()
+            .map(|r| r.fps)
+            .find(|&f| f > 0)
+            .unwrap_or(25)
+    }
+
+    /// The style rules the run cut its cues to; the defaults for runs that
+    /// did not record them.
+    pub fn rules(&self) -> stemfeed_captions::segment::Rules {
+        match &self.manifest.captions {
+            Some(stemfeed_pipeline::contract::CaptionsEntry::Made(s)) => {
+                s.rules.as_deref().cloned().unwrap_or_default()
+            }
+            _ => stemfeed_captions::segment::Rules::default(),
+        }
+    }
+
+    /// The caption editor's waveform, a path in the video's media.
+    pub fn waveform(&self) -> Option<&str> {
+        self.manifest.asr_audio.waveform.as_deref()
+    }
 }
 
 /// A video id as the catalog makes them: 'v' and 20 hex digits.

@@ -9,9 +9,12 @@
 //! them. The Content-Security-Policy allows no inline script or style, so
 //! neither appears here.
 
+use std::collections::BTreeMap;
+
 use maud::{DOCTYPE, Markup, html};
+use stemfeed_captions::segment::Rules;
 use stemfeed_captions::{Cue, bidi};
-use stemfeed_queue::CaptionVersion;
+use stemfeed_queue::{CaptionVersion, GlossaryEntry};
 use stemfeed_tagging::{Tags, Taxonomy};
 
 use super::OFF_TOPIC;
@@ -110,6 +113,17 @@ pub struct QueueRow<'a> {
     pub tracks: &'a [TrackView],
     pub weakest: f32,
     pub state: &'a str,
+    pub duration_s: f64,
+    /// The poster's path in the video's media, when the run made one.
+    pub poster: Option<&'a str>,
+}
+
+impl QueueRow<'_> {
+    /// Whether a curator approved every caption track (and there is one):
+    /// only such videos can be approved in bulk.
+    fn tracks_approved(&self) -> bool {
+        !self.tracks.is_empty() && self.tracks.iter().all(|t| t.status == "approved")
+    }
 }
 
 /// The queue's filter form: what is chosen now and what can be.
@@ -135,7 +149,14 @@ fn choice(name: &str, label: &str, any: &str, values: &[&str], current: &str) ->
     }
 }
 
+/// `m:ss` for the queue.
+fn minutes(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
 pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> Markup {
+    let csrf = caller.csrf.as_deref().unwrap_or_default();
     let body = html! {
         h1 { "Review queue" }
         form.filters method="get" {
@@ -145,10 +166,20 @@ pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> M
             (choice("subject", "Subject", "any subject", filters.subjects, filters.subject))
             button { "Filter" }
         }
+        // Bulk approval: the checkboxes belong to this form.
+        form #bulk method="post" action="/review/bulk-approve" {
+            (csrf_field(csrf))
+            button #bulk-approve { "Approve selected videos" }
+            " "
+            span.note { "Only videos whose caption tracks are all approved can be selected." }
+        }
         table #queue {
             thead {
                 tr {
+                    th { span.visually-hidden { "Select" } }
+                    th { span.visually-hidden { "Poster" } }
                     th { "Video" }
+                    th { "Duration" }
                     th { "Language" }
                     th { "Subject" }
                     th { "Caption tracks" }
@@ -159,7 +190,18 @@ pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> M
             tbody {
                 @for r in rows {
                     tr.video-row data-video=(r.id) {
+                        td {
+                            input type="checkbox" form="bulk" name={ "video_" (r.id) }
+                                disabled[!r.tracks_approved()]
+                                aria-label={ "Select " (r.title) };
+                        }
+                        td.poster {
+                            @if let Some(p) = r.poster {
+                                img src={ "/media/" (r.id) "/" (p) } alt="" loading="lazy" width="54" height="96";
+                            }
+                        }
                         td { a href={ "/review/" (r.id) } { (r.title) } }
+                        td { (minutes(r.duration_s)) }
                         td { (r.language) }
                         td { (r.subject) }
                         td {
@@ -179,6 +221,28 @@ pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> M
     page("Review queue", Some(caller), body)
 }
 
+/// What a bulk approval did to each video chosen.
+pub fn bulk_result(caller: &Caller, results: &[(String, Result<(), String>)]) -> Markup {
+    let approved = results.iter().filter(|(_, r)| r.is_ok()).count();
+    let body = html! {
+        h1 { "Bulk approval" }
+        p { (approved) " of " (results.len()) " video(s) approved." }
+        ul #bulk-result {
+            @for (id, r) in results {
+                li data-video=(id) {
+                    a href={ "/review/" (id) } { (id) } ": "
+                    @match r {
+                        Ok(()) => { "approved" }
+                        Err(why) => { span.error { "not approved: " (why) } }
+                    }
+                }
+            }
+        }
+        p { a href="/review" { "Back to the queue" } }
+    };
+    page("Bulk approval", Some(caller), body)
+}
+
 /// What the video page shows; the handler fills it from a `VideoView`.
 pub struct VideoPage<'a> {
     pub id: &'a str,
@@ -192,15 +256,49 @@ pub struct VideoPage<'a> {
     pub hls_master: &'a str,
     pub mp4: Option<&'a str>,
     pub poster: Option<&'a str>,
+    /// The caption editor's peak levels (`waveform.json`), when the run made them.
+    pub waveform: Option<&'a str>,
+    /// The renditions' frame rate: a nudge moves a cue edge by one frame.
+    pub fps: u32,
+    /// The style rules the editor checks each cue against.
+    pub rules: &'a Rules,
     pub tracks: &'a [TrackView],
     /// Every caption version of every track, oldest first.
     pub history: &'a [CaptionVersion],
+    /// The curators' glossary of each track's language.
+    pub glossaries: &'a BTreeMap<String, Vec<GlossaryEntry>>,
     pub tags: Option<&'a Tags>,
     pub tags_version: i64,
     /// The subject filed now (off-topic when none).
     pub subject: &'a str,
     pub taxonomy: &'a Taxonomy,
 }
+
+/// The editor's keyboard shortcuts: they work while typing in a cue, so
+/// each takes Alt.
+const SHORTCUTS: [(&str, &str); 9] = [
+    ("Alt+K", "play or pause"),
+    ("Alt+↑ / Alt+↓", "previous / next cue (seeks to it)"),
+    (
+        "Alt+[ / Alt+]",
+        "move the cue's start one frame earlier / later",
+    ),
+    (
+        "Alt+Shift+[ / Alt+Shift+]",
+        "move the cue's end one frame earlier / later",
+    ),
+    (
+        "Alt+S",
+        "split the cue at the playhead (at the cursor's word, if typing)",
+    ),
+    ("Alt+M", "merge the cue with the next"),
+    (
+        "Alt+← / Alt+→",
+        "shift this and every following cue 0.1 s earlier / later",
+    ),
+    ("Alt+G", "apply the glossary to the cue"),
+    ("Alt+Enter", "save the track"),
+];
 
 pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
     let csrf = caller.csrf.as_deref().unwrap_or_default();
@@ -227,6 +325,7 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
         .iter()
         .map(|s| (s.id.as_str(), s.label.as_str()))
         .chain([(OFF_TOPIC, "Not STEM (off-topic)")]);
+    let r = v.rules;
     let body = html! {
         h1 { (v.title) }
         p.meta {
@@ -234,7 +333,10 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
             b #video-state { (v.state) }
             " · language " (v.language)
         }
-        div.review {
+        div.review #workbench data-video=(v.id) data-fps=(v.fps)
+            data-max-line=(r.max_line_graphemes) data-max-lines=(r.max_lines)
+            data-min-duration=(r.min_duration) data-max-duration=(r.max_duration)
+            data-max-cps=(r.max_cps) data-min-gap=(r.min_gap) {
             div.player {
                 // Safari plays the HLS source natively; elsewhere review.js
                 // hands the same master playlist to hls.js (Media Source
@@ -251,6 +353,10 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                             src={ "/captions/" (v.id) "/" (t.track) ".vtt" } default[i == 0];
                     }
                 }
+                // The audio's peaks with the cues over them; review.js draws
+                // it and seeks or moves a cue edge where it is clicked.
+                canvas #waveform width="720" height="96" data-src=[v.waveform.map(media)]
+                    role="img" aria-label="Waveform of the audio with the cues of the track being edited; click to seek, drag a cue edge to move it" {}
                 p {
                     label {
                         "Caption track: "
@@ -261,9 +367,18 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                         }
                     }
                 }
+                details #shortcuts {
+                    summary { "Keyboard shortcuts" }
+                    dl {
+                        @for (keys, what) in SHORTCUTS {
+                            dt { kbd { (keys) } }
+                            dd { (what) }
+                        }
+                    }
+                }
                 form.decision.video-decision method="post" action={ "/review/" (v.id) "/decision" } {
                     (csrf_field(csrf))
-                    input name="reason" placeholder="reason (for a rejection)";
+                    input name="reason" placeholder="reason (for a rejection)" aria-label="Reason for rejecting the video";
                     button name="decision" value="approve" id="approve-video" { "Approve video" }
                     button name="decision" value="reject" id="reject-video" { "Reject video" }
                 }
@@ -296,7 +411,8 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
             }
             div.cue-list {
                 @for (i, t) in v.tracks.iter().enumerate() {
-                    (track_panel(v.id, t, v.history, csrf, i == 0))
+                    @let glossary = v.glossaries.get(&t.language).map_or(&[][..], Vec::as_slice);
+                    (track_panel(v.id, t, v.history, glossary, csrf, i == 0))
                 }
             }
         }
@@ -304,21 +420,34 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
     page(v.title, Some(caller), body)
 }
 
-/// One caption track: its cues as an editable list, its history, and the
-/// approve/reject form. Only the first track's panel starts visible;
-/// `review.js` shows the one picked in `#track-select`.
+/// The glossary as the editor's script reads it: `[[term, [variants…]], …]`.
+fn glossary_json(glossary: &[GlossaryEntry]) -> String {
+    let pairs: Vec<(&str, &[String])> = glossary
+        .iter()
+        .map(|g| (g.term.as_str(), g.variants.as_slice()))
+        .collect();
+    serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// One caption track: the editing tools, its cues as one editable list,
+/// its glossary, its history, and the approve/reject form. Only the first
+/// track's panel starts visible; `review.js` shows the one picked in
+/// `#track-select`.
 fn track_panel(
     video: &str,
     t: &TrackView,
     history: &[CaptionVersion],
+    glossary: &[GlossaryEntry],
     csrf: &str,
     first: bool,
 ) -> Markup {
     // Right-to-left lines in a Nastaliq font (class "rtl" in review.css).
     let rtl = bidi::is_rtl_language(&t.language);
     let dir = if rtl { "rtl" } else { "ltr" };
+    let form_id = format!("cues-{}", t.track);
     html! {
-        section.track-panel data-track=(t.track) data-lang=(t.language) hidden[!first] {
+        section.track-panel data-track=(t.track) data-lang=(t.language)
+            data-glossary=(glossary_json(glossary)) hidden[!first] {
             h2 {
                 (t.track) " "
                 small {
@@ -326,7 +455,30 @@ fn track_panel(
                     @if let Some(r) = &t.reason { " (" (r) ")" }
                 }
             }
-            form.cues method="post" action={ "/review/" (video) "/captions/" (t.track) } {
+            // The cue at the playhead, as a viewer reads it.
+            p.preview.rtl[rtl] lang=(t.language) dir=(dir) aria-live="off" {
+                (t.cues.first().map(|c| bidi::strip_marks(&c.text)).unwrap_or_default())
+            }
+            div.tools role="toolbar" aria-label={ "Editing tools for " (t.track) } {
+                button.split type="button" title="Alt+S" { "Split at playhead" }
+                button.merge type="button" title="Alt+M" { "Merge with next" }
+                button.nudge type="button" data-edge="start" data-frames="-1" title="Alt+[" { "Start −1 frame" }
+                button.nudge type="button" data-edge="start" data-frames="1" title="Alt+]" { "Start +1 frame" }
+                button.nudge type="button" data-edge="end" data-frames="-1" title="Alt+Shift+[" { "End −1 frame" }
+                button.nudge type="button" data-edge="end" data-frames="1" title="Alt+Shift+]" { "End +1 frame" }
+                label { "Shift this and following cues by "
+                    input.shift-by type="number" step="0.01" value="0.5" size="5"; " s" }
+                button.shift type="button" { "Shift" }
+            }
+            div.tools.find role="search" aria-label={ "Find and replace in " (t.track) } {
+                label { "Find " input.find-text type="text" size="14" lang=(t.language) dir=(dir); }
+                label { "Replace with " input.replace-text type="text" size="14" lang=(t.language) dir=(dir); }
+                button.replace-all type="button" { "Replace all" }
+                button.apply-glossary type="button" title="Alt+G applies to one cue" { "Apply glossary to every cue" }
+                output.tool-result {}
+            }
+            p.style-summary role="status" {}
+            form.cues id=(form_id) method="post" action={ "/review/" (video) "/captions/" (t.track) } {
                 (csrf_field(csrf))
                 input type="hidden" name="n" value=(t.cues.len());
                 ol {
@@ -334,14 +486,50 @@ fn track_panel(
                         (cue_row(i, c, &t.language, dir, rtl))
                     }
                 }
-                button.save-captions { "Save captions (new version)" }
+                button.save-captions title="Alt+Enter" { "Save captions (new version)" }
             }
+            (glossary_panel(video, &t.language, glossary, csrf))
             (track_history(history, &t.track))
             form.decision method="post" action={ "/review/" (video) "/captions/" (t.track) "/decision" } {
                 (csrf_field(csrf))
-                input name="reason" placeholder="reason (for a rejection)";
+                input name="reason" placeholder="reason (for a rejection)" aria-label={ "Reason for rejecting " (t.track) };
                 button.approve-track name="decision" value="approve" { "Approve track" }
                 button.reject-track name="decision" value="reject" { "Reject track" }
+            }
+        }
+    }
+}
+
+/// A language's glossary: preferred spellings and what they replace, with
+/// forms to add or change a term and to remove one.
+fn glossary_panel(video: &str, language: &str, glossary: &[GlossaryEntry], csrf: &str) -> Markup {
+    let action = format!("/review/glossary/{language}");
+    html! {
+        details.glossary {
+            summary { "Glossary (" (language) ", " (glossary.len()) " terms)" }
+            ul {
+                @for g in glossary {
+                    li.term lang=(language) {
+                        b { (g.term) } " ← " (g.variants.join(", "))
+                        " "
+                        span.note { "(" (g.author) ")" }
+                        form.inline method="post" action={ (action) "/remove" } {
+                            (csrf_field(csrf))
+                            input type="hidden" name="video" value=(video);
+                            input type="hidden" name="term" value=(g.term);
+                            button.remove-term { "Remove " span.visually-hidden { (g.term) } }
+                        }
+                    }
+                }
+            }
+            form.add-term method="post" action=(action) {
+                (csrf_field(csrf))
+                input type="hidden" name="video" value=(video);
+                label { "Preferred spelling " input name="term" required lang=(language); }
+                " "
+                label { "Replaces (comma-separated) " input name="variants" required size="30" lang=(language); }
+                " "
+                button { "Add to glossary" }
             }
         }
     }
@@ -350,44 +538,42 @@ fn track_panel(
 fn cue_row(i: usize, c: &Cue, lang: &str, dir: &str, rtl: bool) -> Markup {
     let low = c.confidence.is_some_and(|x| x < 0.6);
     let (s, e) = (fmt_time(c.start), fmt_time(c.end));
+    let unsure: Vec<String> = c
+        .words
+        .iter()
+        .filter(|w| w.probability < 0.5)
+        .map(|w| bidi::strip_marks(&w.text).trim().to_owned())
+        .filter(|w| !w.is_empty())
+        .collect();
     html! {
         li.cue.low[low] data-start=(s) data-end=(e) {
-            button.cue-time type="button" { "▶ " (s) }
-            input.t name={ "start_" (i) } value=(s) size="7" aria-label={ "Cue " (i + 1) " start" };
+            button.cue-time type="button" aria-label={ "Play cue " (i + 1) " from " (s) " s" } { "▶ " (s) }
+            input.t.start name={ "start_" (i) } value=(s) size="7" inputmode="decimal" aria-label={ "Cue " (i + 1) " start" };
             " – "
-            input.t name={ "end_" (i) } value=(e) size="7" aria-label={ "Cue " (i + 1) " end" };
+            input.t.end name={ "end_" (i) } value=(e) size="7" inputmode="decimal" aria-label={ "Cue " (i + 1) " end" };
             span.conf {
                 @if let Some(x) = c.confidence { (format!("{x:.2}")) }
             }
-            p.words.rtl[rtl] lang=(lang) dir=(dir) { (marked_words(c)) }
             textarea name={ "text_" (i) } aria-label={ "Cue " (i + 1) " text" } rows="2" lang=(lang) dir=(dir) class=(if rtl { "rtl" } else { "" }) {
                 (bidi::strip_marks(&c.text))
             }
+            @if !unsure.is_empty() {
+                p.unsure {
+                    "Whisper was unsure of: "
+                    @for (k, w) in unsure.iter().enumerate() {
+                        @if k > 0 { " " }
+                        mark lang=(lang) dir=(dir) class=[rtl.then_some("rtl")] { (w) }
+                    }
+                }
+            }
+            p.style-msg {}
+            div.gloss {}
         }
     }
 }
 
 fn fmt_time(t: f64) -> String {
     format!("{t:.3}")
-}
-
-/// Cue text with low-confidence words marked.
-fn marked_words(cue: &Cue) -> Markup {
-    html! {
-        @if cue.words.is_empty() {
-            (bidi::strip_marks(&cue.text))
-        } @else {
-            @for (i, w) in cue.words.iter().enumerate() {
-                @if i > 0 { " " }
-                @let text = bidi::strip_marks(&w.text);
-                @if w.probability < 0.5 {
-                    mark title={ "confidence " (format!("{:.2}", w.probability)) } { (text.trim()) }
-                } @else {
-                    (text.trim())
-                }
-            }
-        }
-    }
 }
 
 /// The versions of one track, newest first: who changed it, when, and to what status.
@@ -447,8 +633,11 @@ pub fn edit_stats(caller: &Caller, stats: &[crate::stats::EditStats]) -> Markup 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use stemfeed_captions::segment::Rules;
     use stemfeed_captions::{Cue, Word};
-    use stemfeed_queue::{CaptionVersion, Role};
+    use stemfeed_queue::{CaptionVersion, GlossaryEntry, Role};
     use stemfeed_tagging::{Document, Tagger, Taxonomy};
 
     use super::{Filters, QueueRow, VideoPage};
@@ -515,6 +704,17 @@ mod tests {
         });
         tags.hashtags = vec![QUOTES.to_owned(), "#physics".to_owned()];
         let title = format!("Ball {XSS} \"drop\" 'test'");
+        let glossaries = BTreeMap::from([(
+            "en".to_owned(),
+            vec![GlossaryEntry {
+                language: "en".into(),
+                term: format!("gravity{XSS}"),
+                variants: vec![QUOTES.to_owned(), "gravty".to_owned()],
+                author: format!("bilal{XSS}"),
+                created_ms: 0,
+            }],
+        )]);
+        let rules = Rules::default();
         let page = VideoPage {
             id: "v1",
             title: &title,
@@ -525,8 +725,12 @@ mod tests {
             hls_master: "hls/master.m3u8",
             mp4: Some("renditions/360p.mp4"),
             poster: Some("poster.jpg"),
+            waveform: Some("waveform.json"),
+            fps: 30,
+            rules: &rules,
             tracks,
             history,
+            glossaries: &glossaries,
             tags: Some(&tags),
             tags_version: 3,
             subject: "physics",
@@ -575,7 +779,12 @@ mod tests {
             format!("<h1>Ball {XSS_ESCAPED} &quot;drop&quot; 'test'</h1>"),
             format!("<span class=\"who\">ayesha{XSS_ESCAPED} (curator)</span>"),
             "ball&lt;b&gt;.mp4 · 5.5 s".to_owned(),
-            format!("Gravity <mark title=\"confidence 0.30\">{XSS_ESCAPED}</mark></p>"),
+            format!("Whisper was unsure of: <mark lang=\"en\" dir=\"ltr\">{XSS_ESCAPED}</mark></p>"),
+            // The glossary: terms, variants and authors as text and as the
+            // script's data.
+            format!("<b>gravity{XSS_ESCAPED}</b> ← {quotes}, gravty"),
+            format!("<input type=\"hidden\" name=\"term\" value=\"gravity{XSS_ESCAPED}\">"),
+            "data-glossary=\"[[&quot;gravity&lt;script&gt;alert(1)&lt;/script&gt;&quot;,[&quot;x\\&quot; onmouseover='alert(2)' y=\\&quot;&quot;,&quot;gravty&quot;]]]\"".to_owned(),
             format!(">Gravity {XSS_ESCAPED} it's &quot;so&quot;</textarea>"),
             format!("v2 by bilal{XSS_ESCAPED} · edited{XSS_ESCAPED} (because{XSS_ESCAPED})"),
             format!(
@@ -597,10 +806,10 @@ mod tests {
         let tracks = hostile_tracks();
         let html = render_video(&tracks, &[]);
         // The first track shows, the others wait hidden for the track picker.
-        assert!(html.contains("<section class=\"track-panel\" data-track=\"ur.transcript\" data-lang=\"ur\" hidden>"), "{html}");
+        assert!(html.contains("<section class=\"track-panel\" data-track=\"ur.transcript\" data-lang=\"ur\" data-glossary=\"[]\" hidden>"), "{html}");
         assert!(
             html.contains(&format!(
-                "<p class=\"words rtl\" lang=\"ur\" dir=\"rtl\">{URDU}</p>"
+                "<p class=\"preview rtl\" lang=\"ur\" dir=\"rtl\" aria-live=\"off\">{URDU}</p>"
             )),
             "{html}"
         );
@@ -609,7 +818,7 @@ mod tests {
         )), "{html}");
         // Left-to-right tracks say so, and are not set in the Nastaliq font.
         assert!(
-            html.contains("<p class=\"words\" lang=\"en\" dir=\"ltr\">"),
+            html.contains("<p class=\"preview\" lang=\"en\" dir=\"ltr\" aria-live=\"off\">"),
             "{html}"
         );
         assert!(
@@ -630,6 +839,8 @@ mod tests {
             tracks: &tracks,
             weakest: 0.4,
             state: "in-review",
+            duration_s: 75.4,
+            poster: Some("poster.jpg"),
         }];
         let subjects = ["physics", "chemistry"];
         let filters = Filters {
@@ -642,8 +853,13 @@ mod tests {
         assert_no_markup_from_values(&html);
         for expected in [
             format!(
-                "<tr class=\"video-row\" data-video=\"v1\"><td><a href=\"/review/v1\">{URDU} {XSS_ESCAPED}</a></td>"
+                "<td><a href=\"/review/v1\">{URDU} {XSS_ESCAPED}</a></td><td>1:15</td><td>ur</td>"
             ),
+            // Tracks not all approved: the video cannot be bulk-approved.
+            format!(
+                "<input type=\"checkbox\" form=\"bulk\" name=\"video_v1\" disabled aria-label=\"Select {URDU} {XSS_ESCAPED}\">"
+            ),
+            "<img src=\"/media/v1/poster.jpg\" alt=\"\" loading=\"lazy\" width=\"54\" height=\"96\">".to_owned(),
             format!(
                 "<td>en.transcriptx&quot; onmouseover='alert(2)' y=&quot; edited{XSS_ESCAPED}<br>ur.transcript edited{XSS_ESCAPED}</td>"
             ),
