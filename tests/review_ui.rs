@@ -19,6 +19,10 @@ const ALT_LEFT_BRACKET: &str = "\u{E00A}[";
 const ALT_RIGHT_BRACKET: &str = "\u{E00A}]";
 const ALT_LEFT: &str = "\u{E00A}\u{E012}";
 const ALT_RIGHT: &str = "\u{E00A}\u{E014}";
+const ALT_UP: &str = "\u{E00A}\u{E013}";
+const ALT_DOWN: &str = "\u{E00A}\u{E015}";
+const ALT_G: &str = "\u{E00A}g";
+const ALT_ENTER: &str = "\u{E00A}\u{E007}";
 
 /// Runs `js` until it returns something other than false or null (10 s at most).
 fn wait_for(b: &Browser, what: &str, js: &str) -> serde_json::Value {
@@ -373,19 +377,67 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     b.screenshot(&artifacts().join("review-workbench.png"));
     accessible(&b, "video page while editing");
 
-    // Edit the first cue and save: a new version by this curator.
+    // Previous / next cue: the list and the playhead move together.
+    b.type_into("textarea[name='text_0']", ALT_DOWN, false);
+    wait_for(
+        &b,
+        "Alt+Down to the second cue",
+        &format!(
+            "const v = document.getElementById('player'); return document.activeElement.name === 'text_1' && Math.abs(v.currentTime - {}) < 0.01;",
+            before[2]
+        ),
+    );
+    b.type_into("textarea[name='text_1']", ALT_UP, false);
+    wait_for(
+        &b,
+        "Alt+Up to the first cue",
+        "return document.activeElement.name === 'text_0';",
+    );
+    // The glossary by keyboard, on the cue being typed in.
+    b.type_into("textarea[name='text_1']", "a gravitee here", true);
+    b.type_into("textarea[name='text_1']", ALT_G, false);
+    assert_eq!(b.value("textarea[name='text_1']"), "a Gravitation here");
+    b.type_into("textarea[name='text_1']", &second, true);
+
+    // Split the first cue at the playhead and save by keyboard: a new
+    // version by this curator, with the cues as they were split.
     let edited = "Gravity pulls the ball down, fixed by a curator.";
-    b.type_into("textarea[name='text_0']", edited, true);
-    b.click(".track-panel:not([hidden]) .save-captions");
-    let start = std::time::Instant::now();
-    while b.value("textarea[name='text_0']") != edited {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "edit not saved: {}",
-            b.value("textarea[name='text_0']")
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    b.script(&format!(
+        "document.getElementById('player').currentTime = {middle}; return 0;"
+    ));
+    b.type_into("textarea[name='text_0']", ALT_S, false);
+    wait_for(
+        &b,
+        "the split",
+        &format!(
+            "return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length === {};",
+            cues + 1
+        ),
+    );
+    let split = times(&b);
+    let halves = (
+        b.value("textarea[name='text_0']"),
+        b.value("textarea[name='text_1']"),
+    );
+    b.type_into("textarea[name='text_1']", ALT_ENTER, false);
+    wait_for(
+        &b,
+        "the saved version",
+        "const h = document.querySelector('.track-panel:not([hidden]) h2'); return h && h.textContent.includes('v2');",
+    );
+    assert_eq!(
+        b.value(".track-panel:not([hidden]) input[name='n']"),
+        (cues + 1).to_string()
+    );
+    assert_eq!(times(&b), split, "the saved cues are the split ones");
+    assert_eq!(
+        (
+            b.value("textarea[name='text_0']"),
+            b.value("textarea[name='text_1']")
+        ),
+        halves
+    );
+    assert_eq!(format!("{} {}", halves.0, halves.1), edited);
     let heading = b.text(".track-panel:not([hidden]) h2");
     assert!(
         heading.contains("v2") && heading.contains("ayesha"),
@@ -428,7 +480,10 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     assert_eq!(track["version"], 2);
     let (code, vtt) = get(track["vtt"].as_str().unwrap(), None);
     assert_eq!(code, 200);
-    assert!(vtt.starts_with("WEBVTT") && vtt.contains(edited), "{vtt}");
+    assert!(
+        vtt.starts_with("WEBVTT") && vtt.contains(&halves.0) && vtt.contains(&halves.1),
+        "{vtt}"
+    );
     let mp4 = item["attachments"]
         .as_array()
         .unwrap()
