@@ -855,6 +855,23 @@ fn glossary(c: &Catalog) {
     assert!(!c.remove_glossary_term("ur", "مقناطیس").unwrap());
     assert!(c.glossary("ur").unwrap().is_empty());
     assert_eq!(c.glossary("en").unwrap().len(), 1);
+
+    // The curators' accuracy table is replaced whole.
+    let row = |language: &str, tracks: i64| stemfeed_queue::CuratorAccuracy {
+        language: language.into(),
+        model: "base".into(),
+        tracks,
+        words: 100 * tracks,
+        words_changed: 31 * tracks,
+        updated_ms: 0,
+    };
+    c.set_curator_accuracy(&[row("ur", 3), row("en", 2)])
+        .unwrap();
+    c.set_curator_accuracy(&[row("ur", 4)]).unwrap();
+    let got = c.curator_accuracy().unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].tracks, got[0].words_changed), (4, 124));
+    assert!(got[0].updated_ms > 0);
 }
 
 /// A named behaviour, run on a fresh catalog of each backend.

@@ -527,6 +527,35 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     let changed = en["words_changed"].as_u64().unwrap();
     let words = en["words"].as_u64().unwrap();
     assert!(changed >= 3 && changed < words, "{en}");
+    // And it is in the catalog, where workers judge new English tracks
+    // from this model by it (once enough are approved).
+    let start = std::time::Instant::now();
+    loop {
+        let (_, body) = get(
+            &format!("{}/api/stats/edits", server.url),
+            Some(&curator_token),
+        );
+        let stats: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let pooled = stats["accuracy"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["language"] == "en" && a["model"] == "base")
+            .cloned();
+        if let Some(a) = pooled {
+            assert_eq!(
+                (a["tracks"].as_u64(), a["words_changed"].as_u64()),
+                (Some(1), Some(changed)),
+                "{a}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the curators' accuracy never reached the catalog: {stats}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let (code, metrics) = get(&format!("{}/metrics", server.url), Some(&curator_token));
     assert_eq!(code, 200);
     assert!(

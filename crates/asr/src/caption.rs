@@ -35,7 +35,7 @@ pub struct CaptionOptions {
     pub transliterate_gurmukhi: bool,
     /// Per spoken language: the model used for it and its measured word
     /// error rate on real speech, where measured.
-    pub measured_wer: std::collections::BTreeMap<String, (String, f64)>,
+    pub measured_wer: std::collections::BTreeMap<String, MeasuredWer>,
     /// Above this measured rate a track is a draft.
     pub max_measured_wer: f64,
     /// Below this mean word confidence a track is a draft.
@@ -45,16 +45,27 @@ pub struct CaptionOptions {
     pub speech_detector: Option<std::path::PathBuf>,
 }
 
+/// A model's word error rate on one language, and what measured it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MeasuredWer {
+    pub model: String,
+    pub wer: f64,
+    /// "measured with `stemfeed eval asr`", or the curators' edits it comes from.
+    pub basis: String,
+}
+
 /// Why a track that passed every guard still cannot be called `ok`: the
 /// model is measured to get most words of this language wrong, or Whisper
 /// itself was unsure of the words.
 fn accuracy_doubt(language: &str, words: &[Word], opts: &CaptionOptions) -> Option<String> {
-    if let Some((model, wer)) = opts.measured_wer.get(language)
-        && *wer > opts.max_measured_wer
+    if let Some(m) = opts.measured_wer.get(language)
+        && m.wer > opts.max_measured_wer
     {
         return Some(format!(
-            "model {model} gets {:.0}% of words wrong on real {language} speech (measured with `stemfeed eval asr`); check every line",
-            wer * 100.0
+            "model {} gets {:.0}% of words wrong on real {language} speech ({}); check every line",
+            m.model,
+            m.wer * 100.0,
+            m.basis
         ));
     }
     if words.is_empty() {

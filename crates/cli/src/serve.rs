@@ -113,6 +113,11 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
             manifests: stemfeed_server::cache::ManifestCache::default(),
         });
         tokio::spawn(tus::sweep(Arc::clone(&app)));
+        // Workers judge new tracks by what curators changed in approved ones.
+        tokio::spawn(stemfeed_server::keep_accuracy(
+            Arc::clone(&app),
+            std::time::Duration::from_secs(300),
+        ));
         {
             let app = Arc::clone(&app);
             tokio::spawn(async move {

@@ -97,6 +97,15 @@ pub struct CaptionSettings {
     /// A track whose mean word confidence is below this is a draft.
     #[serde(default = "default_min_mean_confidence")]
     pub min_mean_confidence: f32,
+    /// Once curators have approved this many transcript tracks of a
+    /// language from a model, the share of Whisper's words they changed
+    /// replaces the shipped `eval asr` rate as that model's measured rate.
+    #[serde(default = "default_min_curator_tracks")]
+    pub min_curator_tracks: usize,
+}
+
+fn default_min_curator_tracks() -> usize {
+    20
 }
 
 fn default_max_measured_wer() -> f64 {

@@ -149,13 +149,45 @@ pub fn options(
             .iter()
             .filter_map(|lang| {
                 let model = settings.asr.models.get(lang).unwrap_or(&settings.asr.model);
-                let wer = stemfeed_core::accuracy::measured_wer(model, lang)?;
-                Some((lang.clone(), (model.clone(), wer)))
+                Some((
+                    lang.clone(),
+                    measured_wer(settings, c.min_curator_tracks, model, lang)?,
+                ))
             })
             .collect(),
         max_measured_wer: c.max_measured_wer,
         min_mean_confidence: c.min_mean_confidence,
         speech_detector: speech_detector(settings),
+    })
+}
+
+/// The best word error rate known for `model` on `language`: what curators
+/// changed in its approved transcripts once there are `min_tracks` of them
+/// (production speech, judged by people), else the shipped `eval asr`
+/// figure for real read speech.
+fn measured_wer(
+    settings: &StageSettings,
+    min_tracks: usize,
+    model: &str,
+    language: &str,
+) -> Option<stemfeed_asr::caption::MeasuredWer> {
+    let curators = settings.curator_accuracy.iter().find(|a| {
+        a.language == language && a.model == model && a.tracks >= min_tracks.max(1) && a.words > 0
+    });
+    if let Some(a) = curators {
+        return Some(stemfeed_asr::caption::MeasuredWer {
+            model: model.to_owned(),
+            wer: a.words_changed as f64 / a.words as f64,
+            basis: format!(
+                "curators changed that share of its words in {} approved {language} transcripts",
+                a.tracks
+            ),
+        });
+    }
+    Some(stemfeed_asr::caption::MeasuredWer {
+        model: model.to_owned(),
+        wer: stemfeed_core::accuracy::measured_wer(model, language)?,
+        basis: "measured with `stemfeed eval asr`".to_owned(),
     })
 }
 
@@ -275,4 +307,47 @@ pub fn run(
         subtitles,
         model_load_s,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::CuratorAccuracy;
+
+    fn settings(tracks: usize) -> StageSettings {
+        StageSettings {
+            models_dir: PathBuf::from("/nonexistent"),
+            asr: Default::default(),
+            tagging: Default::default(),
+            curator_accuracy: vec![CuratorAccuracy {
+                language: "ur".into(),
+                model: "base".into(),
+                tracks,
+                words: 1000,
+                words_changed: 310,
+            }],
+        }
+    }
+
+    #[test]
+    fn curators_edits_replace_the_shipped_rate_once_enough_tracks_are_approved() {
+        let shipped = stemfeed_core::accuracy::measured_wer("base", "ur").unwrap();
+        // Too few approved tracks: the shipped `eval asr` figure.
+        let m = measured_wer(&settings(5), 20, "base", "ur").unwrap();
+        assert_eq!(m.wer, shipped);
+        assert!(m.basis.contains("eval asr"), "{}", m.basis);
+        // Enough: what curators changed.
+        let m = measured_wer(&settings(20), 20, "base", "ur").unwrap();
+        assert!((m.wer - 0.31).abs() < 1e-9);
+        assert!(
+            m.basis.contains("20 approved ur transcripts"),
+            "{}",
+            m.basis
+        );
+        // Another model's edits say nothing about this one.
+        let m = measured_wer(&settings(50), 20, "small", "ur");
+        assert!(m.is_none_or(|m| !m.basis.contains("curators")));
+        // A language measured by neither: unknown.
+        assert!(measured_wer(&settings(50), 20, "base", "xx").is_none());
+    }
 }

@@ -295,6 +295,7 @@ pub fn check(hardening: &Hardening) -> SandboxReport {
         models_dir: dir.clone(),
         asr: Default::default(),
         tagging: Default::default(),
+        curator_accuracy: Vec::new(),
     };
     let filesystem = match confine(&job, &settings, false, true) {
         Ok(how) => how.to_owned(),

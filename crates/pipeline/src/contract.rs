@@ -218,6 +218,9 @@ pub struct TagsEntry {
     pub topic: Option<String>,
     pub grade_band: Option<String>,
     pub off_topic: Option<String>,
+    /// Why the tagger could not tell (too little usable text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undetermined: Option<String>,
 }
 
 impl From<&Tags> for TagsEntry {
@@ -229,6 +232,7 @@ impl From<&Tags> for TagsEntry {
             topic: tags.topic().map(|t| t.id.clone()),
             grade_band: tags.grade_band.as_ref().map(|g| g.id.clone()),
             off_topic: tags.off_topic.as_ref().map(|o| o.reason.clone()),
+            undetermined: tags.undetermined.clone(),
         }
     }
 }
@@ -338,6 +342,22 @@ pub struct StageSettings {
     pub models_dir: PathBuf,
     pub asr: AsrConfig,
     pub tagging: TaggingConfig,
+    /// What curators changed in approved transcripts, per language and
+    /// model (the worker reads it from the catalog; see `stats.rs` in the
+    /// server, which keeps it there).
+    #[serde(default)]
+    pub curator_accuracy: Vec<CuratorAccuracy>,
+}
+
+/// Curators' edits to Whisper's transcripts of one language from one model:
+/// approved tracks, Whisper's words, and how many curators changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CuratorAccuracy {
+    pub language: String,
+    pub model: String,
+    pub tracks: usize,
+    pub words: usize,
+    pub words_changed: usize,
 }
 
 impl StageSettings {
@@ -359,6 +379,7 @@ impl From<&stemfeed_core::Config> for StageSettings {
             models_dir: c.models_dir.clone(),
             asr: c.asr.clone(),
             tagging: c.tagging.clone(),
+            curator_accuracy: Vec::new(),
         }
     }
 }

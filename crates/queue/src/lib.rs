@@ -22,8 +22,8 @@ mod review;
 mod schema;
 
 pub use review::{
-    ApiToken, CaptionVersion, Decision, FirstCaption, GlossaryEntry, OpenUploads, Role, Session,
-    Upload, UploadQuota, User,
+    ApiToken, CaptionVersion, CuratorAccuracy, Decision, FirstCaption, GlossaryEntry, OpenUploads,
+    Role, Session, Upload, UploadQuota, User,
 };
 
 use db::{Conn, Dialect, PgTarget, Pool, Row, Target};

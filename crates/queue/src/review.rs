@@ -134,6 +134,18 @@ pub struct GlossaryEntry {
     pub created_ms: i64,
 }
 
+/// Curators' changes to Whisper's transcripts of one language from one
+/// model, over every approved track.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CuratorAccuracy {
+    pub language: String,
+    pub model: String,
+    pub tracks: i64,
+    pub words: i64,
+    pub words_changed: i64,
+    pub updated_ms: i64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     pub decision: String,
@@ -775,6 +787,38 @@ impl Catalog {
                 "DELETE FROM glossary WHERE language = $1 AND term = $2",
                 &[language.into(), term.into()],
             )? > 0)
+        })
+    }
+
+    /// Replaces the curators' accuracy table with `rows` (one per language
+    /// and model).
+    pub fn set_curator_accuracy(&self, rows: &[CuratorAccuracy]) -> Result<(), QueueError> {
+        let now = self.now();
+        self.pool.tx(|c| {
+            c.exec("DELETE FROM curator_accuracy", &[])?;
+            for r in rows {
+                c.exec(
+                    &format!("INSERT INTO curator_accuracy (language, model, tracks, words, words_changed, updated_ms) VALUES ($1, $2, $3, $4, $5, {now})"),
+                    &[r.language.as_str().into(), r.model.as_str().into(), r.tracks.into(), r.words.into(), r.words_changed.into()],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    pub fn curator_accuracy(&self) -> Result<Vec<CuratorAccuracy>, QueueError> {
+        self.pool.with(|c| {
+            Ok(c.query("SELECT language, model, tracks, words, words_changed, updated_ms FROM curator_accuracy ORDER BY language, model", &[])?
+                .iter()
+                .map(|r| CuratorAccuracy {
+                    language: r.text(0),
+                    model: r.text(1),
+                    tracks: r.i64(2),
+                    words: r.i64(3),
+                    words_changed: r.i64(4),
+                    updated_ms: r.i64(5),
+                })
+                .collect())
         })
     }
 

@@ -232,6 +232,22 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         UNIQUE (language, term)
     );",
     ),
+    (
+        9,
+        "curator_accuracy",
+        // What curators changed in Whisper's transcripts, pooled per
+        // language and model (kept by the server from approved tracks; read
+        // by workers to judge new tracks).
+        "CREATE TABLE curator_accuracy (
+        language TEXT NOT NULL,
+        model TEXT NOT NULL,
+        tracks BIGINT NOT NULL,
+        words BIGINT NOT NULL,
+        words_changed BIGINT NOT NULL,
+        updated_ms BIGINT NOT NULL,
+        PRIMARY KEY (language, model)
+    );",
+    ),
 ];
 
 /// Our migrations for `dialect`, as refinery sees them.

@@ -13,6 +13,7 @@ pub mod tus;
 mod ui;
 mod view;
 
+pub use stats::{keep_accuracy, refresh_accuracy};
 pub use view::import_old_runs;
 
 mod perimeter;

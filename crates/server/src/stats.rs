@@ -184,16 +184,76 @@ pub async fn collect(app: &App) -> Result<Vec<EditStats>, ApiError> {
 }
 
 /// `GET /api/stats/edits`.
+/// The curators' changes to Whisper's transcripts pooled per language and
+/// model over every week: what workers judge new tracks by (see
+/// `stemfeed_pipeline::captioning`).
+pub fn accuracy(stats: &[EditStats]) -> Vec<stemfeed_queue::CuratorAccuracy> {
+    let mut pooled: BTreeMap<(String, String), stemfeed_queue::CuratorAccuracy> = BTreeMap::new();
+    for s in stats.iter().filter(|s| s.kind == "transcript") {
+        let a = pooled
+            .entry((s.language.clone(), s.model.clone()))
+            .or_insert_with(|| stemfeed_queue::CuratorAccuracy {
+                language: s.language.clone(),
+                model: s.model.clone(),
+                tracks: 0,
+                words: 0,
+                words_changed: 0,
+                updated_ms: 0,
+            });
+        let n = |x: usize| i64::try_from(x).unwrap_or(i64::MAX);
+        a.tracks += n(s.tracks);
+        a.words += n(s.words);
+        a.words_changed += n(s.words_changed);
+    }
+    pooled.into_values().collect()
+}
+
+/// Recomputes the curators' accuracy and stores it in the catalog for the
+/// workers.
+pub async fn refresh_accuracy(app: &App) -> Result<usize, ApiError> {
+    let rows = accuracy(&collect(app).await?);
+    let n = rows.len();
+    app.db(move |c| c.set_curator_accuracy(&rows)).await?;
+    Ok(n)
+}
+
+/// Keeps the curators' accuracy fresh: now, then every `every`.
+pub async fn keep_accuracy(app: Arc<App>, every: std::time::Duration) {
+    loop {
+        match refresh_accuracy(&app).await {
+            Ok(n) => tracing::debug!(groups = n, "curators' accuracy refreshed"),
+            Err(e) => tracing::warn!("refreshing the curators' accuracy: {}", e.1),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
 pub async fn json(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     let result = async {
         app.require(&headers, Role::Curator).await?;
-        collect(&app).await
+        let stats = collect(&app).await?;
+        // As the workers read it from the catalog.
+        let accuracy = app.db(|c| c.curator_accuracy()).await?;
+        Ok::<_, ApiError>((stats, accuracy))
     }
     .await;
     match result {
-        Ok(stats) => axum::Json(serde_json::json!({ "edits": stats })).into_response(),
+        Ok((stats, accuracy)) => {
+            axum::Json(serde_json::json!({ "edits": stats, "accuracy": accuracy })).into_response()
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// After a curator's decision: the workers' figures follow within moments
+/// (in the background; the periodic refresh catches anything missed).
+pub fn refresh_soon(app: &Arc<App>) {
+    let app = Arc::clone(app);
+    tokio::spawn(async move {
+        if let Err(e) = refresh_accuracy(&app).await {
+            tracing::warn!("refreshing the curators' accuracy: {}", e.1);
+        }
+    });
 }
 
 /// `GET /metrics`: the same numbers as OpenMetrics gauges.

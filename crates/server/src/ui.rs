@@ -268,7 +268,7 @@ pub async fn queue(
                 &v.video.title
             },
             language: v.language().unwrap_or_default(),
-            subject: v.subject().unwrap_or(OFF_TOPIC),
+            subject: v.tags.as_ref().map_or(OFF_TOPIC, Tags::primary_subject),
             tracks: &v.tracks,
             weakest: v.weakest_confidence(),
             state: v.job.state.as_str(),
@@ -342,7 +342,7 @@ pub async fn video_page(
         glossaries: &glossaries,
         tags: v.tags.as_ref(),
         tags_version: v.tags_version,
-        subject: v.subject().unwrap_or(OFF_TOPIC),
+        subject: v.tags.as_ref().map_or(OFF_TOPIC, Tags::primary_subject),
         taxonomy: app.tagger.taxonomy(),
     };
     pages::video(&caller, &page).into_response()
@@ -525,6 +525,7 @@ pub async fn track_decision(
             },
         )
         .await?;
+        crate::stats::refresh_soon(&app);
         Ok::<_, ApiError>(())
     }
     .await;
@@ -551,10 +552,13 @@ fn edited_tags(
         hashtags: Vec::new(),
         keywords: Vec::new(),
         evidence: Vec::new(),
+        undetermined: None,
         edited_by: None,
     });
     tags.version = TAGS_VERSION;
     tags.taxonomy_version = tax.version;
+    // A curator's choice settles what the text could not.
+    tags.undetermined = None;
     let subject = form.get("subject").map_or("", |s| s.trim());
     if subject == OFF_TOPIC {
         let category = tags.off_topic.take().and_then(|o| o.category);
@@ -680,6 +684,7 @@ pub async fn video_decision(
             ));
         }
         tracing::info!(video = %id, approve, by = %caller.name, "video decided");
+        crate::stats::refresh_soon(&app);
         Ok(())
     }
     .await;
@@ -734,6 +739,7 @@ pub async fn bulk_approve(
         .await;
         results.push((id.to_owned(), outcome));
     }
+    crate::stats::refresh_soon(&app);
     pages::bulk_result(&caller, &results).into_response()
 }
 

@@ -70,6 +70,11 @@ pub struct Tags {
     pub hashtags: Vec<String>,
     pub keywords: Vec<String>,
     pub evidence: Vec<Evidence>,
+    /// Why the text cannot tell STEM from off-topic (too few usable words
+    /// and no subject or off-topic vocabulary): a curator decides. Such a
+    /// video is neither filed under a subject nor flagged off-topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undetermined: Option<String>,
     /// The curator who set these tags; absent for the classifier's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_by: Option<String>,
@@ -88,9 +93,14 @@ impl Tags {
         self.subject().and_then(|s| s.topics.first())
     }
 
-    /// The top subject id, or `"off-topic"`.
+    /// The top subject id, `"undetermined"` when the text could not tell,
+    /// or `"off-topic"`.
     pub fn primary_subject(&self) -> &str {
-        self.subject().map_or("off-topic", |s| &s.id)
+        match self.subject() {
+            Some(s) => &s.id,
+            None if self.undetermined.is_some() => "undetermined",
+            None => "off-topic",
+        }
     }
 }
 
@@ -152,6 +162,15 @@ type TermCounts = (f64, BTreeMap<Source, usize>);
 
 /// Below this much STEM evidence a video is not called STEM.
 const MIN_STEM_SCORE: f64 = 1.5;
+/// A subject found through fewer distinct terms than this (a phrase counts
+/// as two) is one word's sense, not a lesson: everyday talk borrows single
+/// science words ("the chemistry between them", "full of energy"), while a
+/// lesson uses several. Its score counts at [`UNSUPPORTED_SHARE`].
+const MIN_SUPPORT: usize = 2;
+const UNSUPPORTED_SHARE: f64 = 0.5;
+/// With fewer usable words than this and no vocabulary either way, the text
+/// cannot tell STEM from off-topic (about ten seconds of speech).
+const MIN_USABLE_WORDS: usize = 25;
 /// A subject is tagged (besides the top one) above this share of the top score.
 const SECONDARY_SHARE: f64 = 0.35;
 /// One term cannot carry more than this multiple of its weight.
@@ -316,6 +335,14 @@ impl Tagger {
                 .entry(h.source)
                 .or_default() += 1;
         }
+        // How many distinct terms found each subject (a phrase counts twice).
+        let mut support: BTreeMap<usize, usize> = BTreeMap::new();
+        for &(owner, term) in counts.keys() {
+            if let Owner::Topic(si, _) = owner {
+                *support.entry(si).or_default() += if term.contains(' ') { 2 } else { 1 };
+            }
+        }
+        let supported = |owner: Owner| !matches!(owner, Owner::Topic(si, _) if support.get(&si).copied().unwrap_or(0) < MIN_SUPPORT);
         let mut owner_score: BTreeMap<Owner, f64> = BTreeMap::new();
         let mut term_score: BTreeMap<(Owner, &str), f64> = BTreeMap::new();
         for (&(owner, term), (w, per_source)) in &counts {
@@ -323,10 +350,16 @@ impl Tagger {
                 .iter()
                 .map(|(s, &n)| s.weight() * (1.0 + (n as f64).ln()))
                 .sum();
-            let score = *w * raw.min(TERM_CAP);
+            let share = if supported(owner) {
+                1.0
+            } else {
+                UNSUPPORTED_SHARE
+            };
+            let score = *w * raw.min(TERM_CAP) * share;
             term_score.insert((owner, term), score);
             *owner_score.entry(owner).or_default() += score;
         }
+        let usable = usable_words(doc);
 
         let tax = &self.taxonomy;
         let mut subjects: Vec<SubjectTag> = tax
@@ -379,7 +412,14 @@ impl Tagger {
             s.confidence = round3(share * (1.0 - (-s.score / 3.0).exp()));
         }
         let stem = stem_best >= MIN_STEM_SCORE && stem_best > off_score;
-        let off_topic = (!stem).then(|| {
+        // Not STEM, but nothing says off-topic either, and too little text
+        // to take the silence as evidence.
+        let undetermined = (!stem && off.is_none() && usable < MIN_USABLE_WORDS).then(|| {
+            format!(
+                "too little usable text to tell: {usable} words (needs {MIN_USABLE_WORDS}) and no subject or off-topic vocabulary; a curator decides"
+            )
+        });
+        let off_topic = (!stem && undetermined.is_none()).then(|| {
             let reason = if stem_best < MIN_STEM_SCORE && off.is_none() {
                 format!("too little STEM vocabulary (score {stem_best:.2}, needs {MIN_STEM_SCORE})")
             } else if let Some((o, s)) = off.filter(|&(_, s)| s >= stem_best) {
@@ -390,9 +430,15 @@ impl Tagger {
             } else {
                 format!("too little STEM vocabulary (score {stem_best:.2}, needs {MIN_STEM_SCORE})")
             };
+            // As sure as the evidence: off-topic vocabulary, or a long text
+            // with no subject in it, not a bare absence.
+            let evidence = off_score + usable as f64 / MIN_USABLE_WORDS as f64;
             OffTopicFlag {
                 category: off.map(|(o, _)| o.id.clone()),
-                confidence: round3(1.0 - subjects.first().map_or(0.0, |s| s.confidence)),
+                confidence: round3(
+                    (1.0 - subjects.first().map_or(0.0, |s| s.confidence))
+                        * (1.0 - (-evidence).exp()),
+                ),
                 reason,
             }
         });
@@ -482,6 +528,7 @@ impl Tagger {
             hashtags,
             keywords,
             evidence,
+            undetermined,
             edited_by: None,
         }
     }
@@ -634,9 +681,106 @@ fn language_hashtag(language: &str) -> Option<&'static str> {
     })
 }
 
+/// Words a reader could judge the video by, over the title, description,
+/// transcript and translation: annotations such as `[Music]`, `(applause)`
+/// and `♪…♪`, hashtags, and tokens without two letters (numbers, camera
+/// file names' digits) do not count.
+fn usable_words(doc: &Document) -> usize {
+    let texts = [doc.title.as_str(), doc.description.as_str()]
+        .into_iter()
+        .chain(doc.transcript.iter().map(|s| s.text.as_str()))
+        .chain(doc.translation.iter().map(|s| s.text.as_str()));
+    texts.map(count_usable).sum()
+}
+
+fn count_usable(text: &str) -> usize {
+    let mut kept = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => {
+                depth = depth.saturating_sub(1);
+                kept.push(' ');
+            }
+            '♪' | '♫' | '♬' => kept.push(' '),
+            _ if depth == 0 => kept.push(c),
+            _ => {}
+        }
+    }
+    kept.split_whitespace()
+        .filter(|w| !w.starts_with('#') && !w.starts_with('@'))
+        // Numbers, and a camera's file names ("VID_20240611_183322").
+        .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))
+        .flat_map(|w| w.split(|c: char| !c.is_alphanumeric()))
+        .filter(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 2)
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn doc(title: &str, transcript: &str) -> Document {
+        Document {
+            title: title.into(),
+            transcript: vec![Segment::untimed(transcript)],
+            ..Document::default()
+        }
+    }
+
+    #[test]
+    fn annotations_hashtags_and_file_names_are_not_usable_words() {
+        assert_eq!(count_usable("[Music] ♪ ♪ (applause)"), 0);
+        assert_eq!(
+            count_usable("VID_20240611_183322 #fyp #viral @someone 2024"),
+            0
+        );
+        assert_eq!(count_usable("آج ہم دیکھیں گے"), 4);
+        assert_eq!(count_usable("aaj hum dekhein ge [Music] ok"), 5);
+    }
+
+    #[test]
+    fn no_usable_text_is_undetermined_not_off_topic() {
+        let tagger = Tagger::new(Taxonomy::built_in());
+        for d in [
+            doc("VID_20240611_183322", ""),
+            doc("", "[Music]"),
+            doc("#fyp #viral", "♪ ♪"),
+        ] {
+            let tags = tagger.tag(&d);
+            assert_eq!(tags.primary_subject(), "undetermined", "{d:?}");
+            assert!(!tags.stem && tags.off_topic.is_none(), "{tags:?}");
+            assert!(tags.undetermined.as_ref().unwrap().contains("0 words"));
+        }
+    }
+
+    #[test]
+    fn off_topic_confidence_follows_the_evidence() {
+        let tagger = Tagger::new(Taxonomy::built_in());
+        // Thirty words with nothing of any subject: off-topic, but not sure.
+        let words = "we went to see my aunt and then we sat down and talked for a long while about nothing much at all until it got dark and everyone went home again";
+        let tags = tagger.tag(&doc("", words));
+        let off = tags.off_topic.expect("off-topic");
+        assert!(off.confidence > 0.5 && off.confidence < 0.8, "{off:?}");
+    }
+
+    #[test]
+    fn one_borrowed_science_word_is_not_a_lesson() {
+        let tagger = Tagger::new(Taxonomy::built_in());
+        // The same word said three times is still one sense with no support.
+        let tags = tagger.tag(&doc(
+            "",
+            "acceleration acceleration acceleration, that is what my cousin kept shouting while we all laughed at the wedding and ate far too much food again",
+        ));
+        assert!(!tags.stem, "{tags:?}");
+        // With a second term of the subject it is.
+        let tags = tagger.tag(&doc(
+            "",
+            "acceleration is the change of velocity every second, that is what the teacher kept saying while we all watched the trolley roll",
+        ));
+        assert_eq!(tags.primary_subject(), "physics", "{tags:?}");
+    }
 
     #[test]
     fn hashtags_are_camel_case() {

@@ -2,10 +2,11 @@
 //! - `tests/tagging/eval.toml`, the TUNING set: written by hand, but its
 //!   phrases then went into the lexicon, so its accuracy is a regression
 //!   check, not a result;
-//! - `tests/tagging/blind.toml`, the HELD-OUT set: written without sight of
-//!   the lexicon or the tuning set (issue "Review, part 2"), never used to
-//!   tune. Its numbers are the honest ones; the floors below are what the
-//!   tagger measured on it, so a change that makes it worse fails.
+//! - `tests/tagging/blind.toml` and `blind2.toml`, HELD-OUT sets: written
+//!   without sight of the lexicon or the other sets (issue "Review, part
+//!   2"), never used to tune; their misses are not printed. Their numbers
+//!   are the honest ones; the floors below are what the tagger measured on
+//!   them, so a change that makes them worse fails.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -52,6 +53,8 @@ struct Measured {
     stem_top1: f64,
     off_recall: f64,
     stem_kept: f64,
+    /// Cases with no usable text called `undetermined`; `None` when the set has none.
+    undetermined: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -74,7 +77,9 @@ impl Tally {
     }
 }
 
-fn measure(name: &str) -> Measured {
+/// Measures the tagger on one set. The misses of a held-out set are not
+/// printed: whoever reads them is no longer blind to it.
+fn measure(name: &str, held_out: bool) -> Measured {
     let cases = eval_set(name);
     let tagger = Tagger::new(Taxonomy::built_in());
     let styles: Vec<&str> = {
@@ -94,6 +99,7 @@ fn measure(name: &str) -> Measured {
     let mut stem_top1 = Tally::default();
     let mut off_recall = Tally::default();
     let mut stem_kept = Tally::default();
+    let mut undetermined = Tally::default();
     let mut grade = Tally::default();
     let mut misses = Vec::new();
     let started = Instant::now();
@@ -111,8 +117,11 @@ fn measure(name: &str) -> Measured {
             grade_hint: None,
         };
         let tags = tagger.tag(&doc);
-        // STEMFEED_EVAL_SHOW=id,id prints the whole tags.json of those cases.
-        if std::env::var("STEMFEED_EVAL_SHOW").is_ok_and(|v| v.split(',').any(|x| x == c.id)) {
+        // STEMFEED_EVAL_SHOW=id,id prints the whole tags.json of those
+        // cases (of the tuning set).
+        if !held_out
+            && std::env::var("STEMFEED_EVAL_SHOW").is_ok_and(|v| v.split(',').any(|x| x == c.id))
+        {
             println!("{}: {}", c.id, serde_json::to_string_pretty(&tags).unwrap());
         }
         let got = tags.primary_subject();
@@ -121,6 +130,8 @@ fn measure(name: &str) -> Measured {
         overall.add(ok);
         if c.subject == "off-topic" {
             off_recall.add(ok);
+        } else if c.subject == "undetermined" {
+            undetermined.add(ok);
         } else {
             stem_top1.add(ok);
             stem_kept.add(tags.stem);
@@ -168,12 +179,15 @@ fn measure(name: &str) -> Measured {
         ("top-1 subject, STEM cases", &stem_top1),
         ("off-topic recall", &off_recall),
         ("STEM cases kept as STEM", &stem_kept),
+        ("no usable text: undetermined", &undetermined),
         ("grade band (informational)", &grade),
     ] {
         println!("{:<34} {:>5} {:>7} {:>7.1}%", name, t.n, t.right, t.pct());
     }
     println!("mean time per video: {per_video_ms:.3} ms");
-    if !misses.is_empty() {
+    if held_out {
+        println!("misses: {} (not listed: a held-out set)", misses.len());
+    } else if !misses.is_empty() {
         println!("misses:\n{}", misses.join("\n"));
     }
     assert!(
@@ -185,12 +199,13 @@ fn measure(name: &str) -> Measured {
         stem_top1: stem_top1.pct(),
         off_recall: off_recall.pct(),
         stem_kept: stem_kept.pct(),
+        undetermined: (undetermined.n > 0).then(|| undetermined.pct()),
     }
 }
 
 #[test]
 fn subject_accuracy_and_off_topic_recall_on_the_tuning_set() {
-    let m = measure("eval.toml");
+    let m = measure("eval.toml", false);
     assert!(m.overall >= 90.0, "top-1 accuracy {:.1}% < 90%", m.overall);
     assert!(
         m.stem_top1 >= 90.0,
@@ -209,7 +224,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_tuning_set() {
 /// numbers; the gate is the measured level (see the module doc).
 #[test]
 fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
-    let m = measure("blind.toml");
+    let m = measure("blind.toml", true);
     println!(
         "targets: top-1 on STEM >= 95% (now {:.1}%), off-topic recall >= 95% (now {:.1}%), STEM kept >= 97% (now {:.1}%)",
         m.stem_top1, m.off_recall, m.stem_kept
@@ -224,6 +239,45 @@ fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
 }
 
 /// (top-1 on STEM, off-topic recall, STEM kept), percent: the blind set's
-/// measured level, rounded down (2026-11-30, first measurement, before any
-/// change made with the set in hand: 62.5%, 79.4%, 65.9%).
-const BLIND_FLOOR: (f64, f64, f64) = (62.0, 79.0, 65.0);
+/// measured level, rounded down. History (each a single measurement; the
+/// misses are never listed, so no change was made with them in hand):
+/// - 2026-11-30, first measurement, the lexicon as it was: 62.5%, 79.4%, 65.9%;
+/// - support rule (a subject found through one term counts half) and
+///   "undetermined" for no usable text: 60.2%, 85.3%, 64.8%;
+/// - plus ~370 everyday-context terms written by a helper who saw neither
+///   blind set: 60.2%, 85.3%, 64.8% (no change).
+const BLIND_FLOOR: (f64, f64, f64) = (60.0, 85.0, 64.0);
+
+/// The second held-out set (written blind after the first was measured,
+/// with cases that have no usable text), gated at its measured level.
+#[test]
+fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
+    let m = measure("blind2.toml", true);
+    println!(
+        "targets: top-1 on STEM >= 95% (now {:.1}%), off-topic recall >= 95% (now {:.1}%), STEM kept >= 97% (now {:.1}%), undetermined {:.1}%",
+        m.stem_top1,
+        m.off_recall,
+        m.stem_kept,
+        m.undetermined.unwrap_or(0.0)
+    );
+    for (what, now, floor) in [
+        ("top-1 on STEM", m.stem_top1, BLIND2_FLOOR.0),
+        ("off-topic recall", m.off_recall, BLIND2_FLOOR.1),
+        ("STEM kept as STEM", m.stem_kept, BLIND2_FLOOR.2),
+        (
+            "undetermined recall",
+            m.undetermined.unwrap_or(0.0),
+            BLIND2_FLOOR.3,
+        ),
+    ] {
+        assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
+    }
+}
+
+/// (top-1 on STEM, off-topic recall, STEM kept, undetermined), percent,
+/// rounded down. History (single measurements, misses never listed):
+/// - the tagger before the support rule and "undetermined", old lexicon:
+///   59.1%, 71.9%, 68.2%, 0%;
+/// - support rule and "undetermined": 59.1%, 71.9%, 65.9%, 70.0%;
+/// - plus the everyday-context terms: 58.0% (51 of 88), 78.1%, 64.8%, 70.0%.
+const BLIND2_FLOOR: (f64, f64, f64, f64) = (57.0, 78.0, 64.0, 70.0);

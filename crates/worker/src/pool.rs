@@ -475,6 +475,41 @@ async fn catalog_call<T: Send + 'static>(
     }
 }
 
+/// What curators changed in approved transcripts, per language and model,
+/// for judging this job's tracks. Only an aid: without it (catalog busy)
+/// the shipped `eval asr` figures judge them.
+async fn curator_accuracy(
+    shared: &Arc<Shared>,
+) -> Vec<stemfeed_pipeline::contract::CuratorAccuracy> {
+    match tokio::task::spawn_blocking({
+        let c = Arc::clone(&shared.catalog);
+        move || c.curator_accuracy()
+    })
+    .await
+    {
+        Ok(Ok(rows)) => rows
+            .into_iter()
+            .map(|r| stemfeed_pipeline::contract::CuratorAccuracy {
+                language: r.language,
+                model: r.model,
+                tracks: usize::try_from(r.tracks).unwrap_or(0),
+                words: usize::try_from(r.words).unwrap_or(0),
+                words_changed: usize::try_from(r.words_changed).unwrap_or(0),
+            })
+            .collect(),
+        Ok(Err(e)) => {
+            tracing::warn!(
+                "reading the curators' accuracy: {e}; judging tracks by the shipped figures"
+            );
+            Vec::new()
+        }
+        Err(e) => {
+            tracing::warn!("reading the curators' accuracy: {e}");
+            Vec::new()
+        }
+    }
+}
+
 async fn run_job(shared: &Arc<Shared>, claim: Claim) {
     let (job_id, token) = (claim.job.id, claim.token.clone());
     tracing::info!(file = %claim.video.original_name, "claimed");
@@ -731,7 +766,10 @@ async fn execute(
         captions: shared.config.worker.captions,
         captions_elsewhere: !shared.config.worker.captions_and_tags(),
     };
-    let settings = StageSettings::from(&shared.config);
+    let mut settings = StageSettings::from(&shared.config);
+    if !job.captions_elsewhere {
+        settings.curator_accuracy = curator_accuracy(shared).await;
+    }
     match claim.job.phase {
         Phase::Captions => captions_part(shared, claim, status, dir, &job, settings)
             .await

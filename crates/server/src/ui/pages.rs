@@ -18,6 +18,9 @@ use stemfeed_queue::{CaptionVersion, GlossaryEntry};
 use stemfeed_tagging::{Tags, Taxonomy};
 
 use super::OFF_TOPIC;
+
+/// What the tagger files a video under when its text cannot tell.
+const UNDETERMINED: &str = "undetermined";
 use crate::Caller;
 use crate::view::TrackView;
 
@@ -388,6 +391,9 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                     label {
                         "Subject "
                         select name="subject" {
+                            @if v.subject == UNDETERMINED {
+                                option value="" selected disabled { "Undetermined: choose" }
+                            }
                             @for (id, label) in subjects {
                                 option value=(id) selected[id == v.subject] { (label) }
                             }
