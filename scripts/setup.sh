@@ -11,11 +11,15 @@ PACKAGES=(
   # Runtime: the elements the pipeline profiles use.
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  # Platform exports draw captions with Pango (textoverlay).
+  gstreamer1.0-x
   # Scale-out catalog (and its tests): PostgreSQL server and client.
   postgresql
   # Tests: generated speech, audio measurement, output verification, and a
   # Python virtual environment for the S3-protocol test server.
   espeak-ng sox ffmpeg python3-venv zzuf
+  # Burned-in captions are read back by OCR.
+  tesseract-ocr tesseract-ocr-eng tesseract-ocr-urd
   # The HTTPS test: a throwaway certificate, and a client that speaks h2.
   openssl curl
   # Curator UI: Urdu in a Nastaliq font (Noto Nastaliq Urdu is in

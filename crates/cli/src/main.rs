@@ -11,6 +11,7 @@ mod accounts_cmd;
 mod captions_cmd;
 mod doctor;
 mod eval_cmd;
+mod export_cmd;
 mod jobs_cmd;
 mod models_cmd;
 mod probe_cmd;
@@ -78,6 +79,9 @@ enum Command {
     /// Measure accuracy on your own recordings (word and character error rates).
     #[command(subcommand)]
     Eval(eval_cmd::EvalCommand),
+    /// Export approved videos: burned-in captions for short-video platforms.
+    #[command(subcommand)]
+    Export(export_cmd::ExportCommand),
     /// Internal: the isolated process a worker runs one stage in.
     #[command(hide = true)]
     Stage(stage_cmd::StageArgs),
@@ -121,6 +125,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => worker_cmd::run(&args, &config),
         Command::Transcribe(args) => transcribe::run(&args, &config),
         Command::Eval(cmd) => eval_cmd::run(cmd, &config),
+        Command::Export(cmd) => export_cmd::run(cmd, &config),
         Command::Stage(_) => unreachable!("handled before the configuration is read"),
     }
 }

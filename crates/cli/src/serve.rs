@@ -77,6 +77,28 @@ async fn first_admin(app: &App, data_dir: &std::path::Path) -> anyhow::Result<Op
     Ok(Some(password))
 }
 
+/// The server's state over the configured catalog and store: what `serve`
+/// runs, and what commands that read the review data (exports) use.
+pub async fn app(
+    config: &Config,
+    server: ServerSettings,
+    max_upload_bytes: u64,
+    uploads: tus::UploadLimits,
+) -> anyhow::Result<Arc<App>> {
+    Ok(Arc::new(App {
+        catalog: stemfeed_worker::open_catalog(config).await?,
+        store: stemfeed_worker::open_store(config).await?,
+        tagger: stemfeed_pipeline::tag::tagger(&config.tagging)?,
+        upload_dir: config.data_dir.join("partial-uploads"),
+        max_upload_bytes,
+        max_attempts: config.worker.max_attempts,
+        guard: auth::Guard::from_config(&config.server),
+        server,
+        uploads: tus::Uploads::new(uploads),
+        manifests: stemfeed_server::cache::ManifestCache::default(),
+    }))
+}
+
 pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
     let mut config = config.clone();
     if let Some(dir) = &args.data_dir {
@@ -93,25 +115,18 @@ pub fn run(args: &ServeArgs, config: &Config) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
         let server = ServerSettings::new(&config.server, addr);
-        let catalog = stemfeed_worker::open_catalog(&config).await?;
-        let store = stemfeed_worker::open_store(&config).await?;
-        let app = Arc::new(App {
-            catalog,
-            store,
-            tagger: stemfeed_pipeline::tag::tagger(&config.tagging)?,
-            upload_dir: config.data_dir.join("partial-uploads"),
-            max_upload_bytes: args.max_upload_mib * 1024 * 1024,
-            max_attempts: config.worker.max_attempts,
-            server: server.clone(),
-            guard: auth::Guard::from_config(&config.server),
-            uploads: tus::Uploads::new(tus::UploadLimits {
+        let app = app(
+            &config,
+            server.clone(),
+            args.max_upload_mib * 1024 * 1024,
+            tus::UploadLimits {
                 expiry: std::time::Duration::from_secs(args.upload_expiry_seconds.max(1)),
                 max_open_per_submitter: args.max_open_uploads,
                 max_bytes_per_submitter: args.max_upload_mib_in_flight.saturating_mul(1024 * 1024),
                 min_free_mib: args.upload_min_free_mib,
-            }),
-            manifests: stemfeed_server::cache::ManifestCache::default(),
-        });
+            },
+        )
+        .await?;
         tokio::spawn(tus::sweep(Arc::clone(&app)));
         // Workers judge new tracks by what curators changed in approved ones.
         tokio::spawn(stemfeed_server::keep_accuracy(

@@ -28,6 +28,47 @@ pub struct Profile {
     /// Renditions, largest first. A rung taller than the source is skipped
     /// (never upscale); the smallest rung is always produced.
     pub rungs: Vec<Rung>,
+    /// Exports for short-video platforms (`stemfeed export platform`).
+    #[serde(default)]
+    pub platform: PlatformSettings,
+}
+
+/// A platform export: one vertical MP4 with the captions burned in, inside
+/// the platform's safe area (clear of its UI overlays).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlatformSettings {
+    pub width: u32,
+    pub height: u32,
+    /// The safe area's margins as fractions of the frame's width (left,
+    /// right) and height (bottom): the platforms' buttons sit on the right,
+    /// the caption, author and music line at the bottom.
+    pub safe_left: f64,
+    pub safe_right: f64,
+    pub safe_bottom: f64,
+    /// Caption size in pixels, Latin script and Nastaliq (whose letters
+    /// stack higher).
+    pub font_px: u32,
+    pub nastaliq_font_px: u32,
+    pub max_lines: usize,
+    /// x264 quantizer for the re-encoded picture (lower is better).
+    pub quantizer: u32,
+}
+
+impl Default for PlatformSettings {
+    fn default() -> Self {
+        Self {
+            width: 1080,
+            height: 1920,
+            safe_left: 0.06,
+            safe_right: 0.16,
+            safe_bottom: 0.22,
+            font_px: 54,
+            nastaliq_font_px: 50,
+            max_lines: 2,
+            quantizer: 20,
+        }
+    }
 }
 
 /// What inputs are accepted.

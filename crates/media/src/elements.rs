@@ -16,6 +16,12 @@ pub const REQUIRED: &[(&str, &str)] = &[
     ("hlssink2", "gstreamer1.0-plugins-bad"),
     ("jpegenc", "gstreamer1.0-plugins-good"),
     ("videoflip", "gstreamer1.0-plugins-good"),
+    // Platform exports (burned-in captions).
+    ("qtdemux", "gstreamer1.0-plugins-good"),
+    ("h264parse", "gstreamer1.0-plugins-bad"),
+    ("avdec_h264", "gstreamer1.0-libav"),
+    ("aacparse", "gstreamer1.0-plugins-good"),
+    ("textoverlay", "gstreamer1.0-x"),
 ];
 
 /// `(element, package)` for every required element this machine lacks.

@@ -13,6 +13,7 @@
 //! the machine's.
 
 pub mod audio;
+pub mod burnin;
 mod bus;
 pub mod cmaf;
 pub mod elements;

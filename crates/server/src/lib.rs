@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod export;
 
 mod feed;
 mod media;
