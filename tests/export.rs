@@ -1,9 +1,14 @@
-//! `stemfeed export platform`: an approved video's captions burned into a
-//! 1080×1920 MP4 for short-video platforms. Checked as a viewer would: the
-//! file plays (ffprobe), its sound is the rendition's to the byte, every
-//! caption is drawn inside the safe area and nowhere else, English reads
-//! back through OCR (Tesseract), and Urdu is drawn joined (a misshaped
-//! renderer draws one blob per letter).
+//! Exports of approved videos, checked as their users would.
+//! - `stemfeed export platform`: captions burned into a 1080×1920 MP4 for
+//!   short-video platforms. The file plays (ffprobe), its sound is the
+//!   rendition's to the byte, every caption is drawn inside the safe area and
+//!   nowhere else, English reads back through OCR (Tesseract), and Urdu is
+//!   drawn joined (a misshaped renderer draws one blob per letter).
+//! - `stemfeed export bundle`: an offline site opened from `file://` in
+//!   Chromium with the network off: the index lists the videos, a video plays
+//!   with its captions, Urdu renders in the bundled Nastaliq font (the
+//!   system's hidden), checksums hold, the size budget holds, and a second
+//!   export copies nothing.
 
 mod common;
 
@@ -12,6 +17,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::server::{Server, get};
+use common::webdriver::Browser;
 
 const W: usize = 1080;
 const H: usize = 1920;
@@ -422,4 +428,225 @@ fn approved_captions_burned_in_for_platforms() {
             "Urdu drawn unjoined: {bodies} shapes for {runs} joined runs of {letters} letters in {text:?}"
         );
     }
+}
+
+fn bundle(server: &Server, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let result = common::run(
+        common::stemfeed()
+            .env("STEMFEED_DATA_DIR", server.data())
+            .args(["export", "bundle", "--out"])
+            .arg(out)
+            .args(extra),
+    );
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    serde_json::from_slice(&result.stdout).unwrap()
+}
+
+/// Every file the bundle's manifest lists is there with its checksum, and
+/// no page, style sheet or script names anything on the network.
+fn check_bundle_files(dir: &Path) -> serde_json::Value {
+    use sha2::Digest;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    for f in manifest["files"].as_array().unwrap() {
+        let path = dir.join(f["path"].as_str().unwrap());
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(bytes.len() as u64, f["bytes"].as_u64().unwrap(), "{f}");
+        assert_eq!(
+            format!("{:x}", sha2::Sha256::digest(&bytes)),
+            f["sha256"].as_str().unwrap()
+        );
+        let name = path.to_string_lossy().to_string();
+        if name.ends_with(".html") || name.ends_with(".css") || name.ends_with(".js") {
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(
+                !text.contains("http://") && !text.contains("https://") && !text.contains("//cdn"),
+                "{name} names the network"
+            );
+        }
+    }
+    manifest
+}
+
+#[test]
+fn offline_bundle_opens_from_a_usb_stick() {
+    common::ensure_default_models();
+    let server = Server::start(&[]);
+    let submitter = server.token("studio", "submitter");
+    let curator = server.token("desk", "curator");
+    let dir = tempfile::tempdir().unwrap();
+    let english = server.approved_video(
+        &submitter,
+        &curator,
+        dir.path(),
+        "Gravity pulls the ball down. The force makes it accelerate toward the ground.",
+    );
+    let wav = common::espeak(
+        dir.path(),
+        "urdu.wav",
+        "ur",
+        "کشش ثقل گیند کو نیچے کھینچتی ہے۔",
+    );
+    let clip = common::video_with(dir.path(), "urdu.mp4", &wav);
+    let out = server.submit(
+        &submitter,
+        &clip,
+        &["--title", "گیند کیوں گرتی ہے؟", "--language", "ur"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let urdu = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["video"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    server.wait_for_state(&submitter, &urdu, "in-review", Duration::from_secs(300));
+    assert!(server.decide(&curator, &urdu, "decision=approve") < 400);
+
+    let stick = dir.path().join("usb-stick");
+    let first = bundle(&server, &stick, &[]);
+    let ids: Vec<&str> = first["videos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 2, "{first}");
+    assert!(ids.contains(&english.as_str()) && ids.contains(&urdu.as_str()));
+    assert!(first["copied_files"].as_u64().unwrap() >= 10, "{first}");
+    check_bundle_files(&stick);
+
+    // A second export copies nothing.
+    let again = bundle(&server, &stick, &[]);
+    assert_eq!(
+        (
+            again["copied_files"].as_u64(),
+            again["removed_files"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    assert_eq!(again["unchanged_files"], first["copied_files"]);
+
+    // Opened from the stick with the network off, on a machine without a
+    // Nastaliq font.
+    let fonts = tempfile::tempdir().unwrap();
+    let fonts_conf = fonts.path().join("fonts.conf");
+    std::fs::write(
+        &fonts_conf,
+        "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
+         <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n\
+         <selectfont><rejectfont><glob>*NotoNastaliq*</glob></rejectfont></selectfont>\n</fontconfig>\n",
+    )
+    .unwrap();
+    let b = Browser::start_with_env(&[("FONTCONFIG_FILE", fonts_conf.display().to_string())]);
+    b.cdp("Network.enable", serde_json::json!({}));
+    b.cdp(
+        "Network.emulateNetworkConditions",
+        serde_json::json!({"offline": true, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}),
+    );
+    b.goto(&format!("file://{}/index.html", stick.display()));
+    for id in [&english, &urdu] {
+        b.find(&format!("li.video[data-video='{id}'] a"));
+    }
+    let artifacts = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    b.screenshot(&artifacts.join("bundle-index.png"));
+    let index = b.text("main");
+    assert!(
+        index.contains("Physics"),
+        "the index groups by subject: {index}"
+    );
+    b.click(&format!("li.video[data-video='{english}'] a"));
+    b.find("#player");
+    // It plays, with the approved captions on.
+    let mut state = serde_json::Value::Null;
+    for _ in 0..75 {
+        state = b.script(
+            "const v = document.getElementById('player'); v.muted = true; if (v.paused) v.play().catch(() => {});\
+             const t = v.textTracks[0]; return [v.currentTime, t ? t.mode : null, t && t.cues ? t.cues.length : 0, t && t.activeCues && t.activeCues.length ? t.activeCues[0].text : null];",
+        );
+        if state[0].as_f64().unwrap_or(0.0) > 1.0 && state[3].is_string() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        state[0].as_f64().unwrap_or(0.0) > 1.0,
+        "never played offline: {state}"
+    );
+    assert_eq!(state[1], "showing", "{state}");
+    assert!(state[2].as_u64().unwrap() >= 2, "{state}");
+    assert!(
+        state[3]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("gravity")
+            || state[3].as_str().unwrap().to_lowercase().contains("ball"),
+        "{state}"
+    );
+    // The Urdu page reads right to left in the bundled Nastaliq.
+    b.goto(&format!(
+        "file://{}/videos/{urdu}/index.html",
+        stick.display()
+    ));
+    let line = ".transcript[lang='ur'] li .text";
+    b.find(line);
+    let dir_and_font = b.script(&format!(
+        "const e = document.querySelector(\"{line}\"); return [getComputedStyle(e).direction, getComputedStyle(e).fontFamily];"
+    ));
+    assert_eq!(dir_and_font[0], "rtl", "{dir_and_font}");
+    let mut drawn = Vec::new();
+    for _ in 0..50 {
+        drawn = b.rendered_fonts(line);
+        if drawn
+            .iter()
+            .any(|(family, web)| *web && family.contains("Nastaliq"))
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        drawn
+            .iter()
+            .any(|(family, web)| *web && family.contains("Nastaliq")),
+        "Urdu is not drawn in the bundled Nastaliq font: {drawn:?}"
+    );
+    b.screenshot(&artifacts.join("bundle-urdu-video.png"));
+    drop(b);
+
+    // A size budget takes videos while they fit, newest approval first.
+    let total = first["total_bytes"].as_u64().unwrap();
+    let small = dir.path().join("small-stick");
+    let budget = (total - 1).to_string();
+    let partial = bundle(&server, &small, &["--max-size", &budget]);
+    assert_eq!(partial["videos"].as_array().unwrap().len(), 1, "{partial}");
+    assert_eq!(partial["left_out_for_size"].as_array().unwrap().len(), 1);
+    assert!(partial["total_bytes"].as_u64().unwrap() < total);
+    check_bundle_files(&small);
+
+    // Narrowed to Urdu, the stick loses the English video and gains nothing.
+    let narrowed = bundle(&server, &stick, &["--language", "ur"]);
+    assert_eq!(
+        narrowed["videos"].as_array().unwrap().len(),
+        1,
+        "{narrowed}"
+    );
+    assert!(
+        narrowed["removed_files"].as_u64().unwrap() >= 3,
+        "{narrowed}"
+    );
+    assert!(!stick.join(format!("videos/{english}")).exists());
+    assert!(
+        narrowed["copied_files"].as_u64().unwrap() <= 1,
+        "only the index changes: {narrowed}"
+    );
+    check_bundle_files(&stick);
 }

@@ -97,3 +97,249 @@ pub async fn platform_source(
         duration_s: v.duration_s(),
     })
 }
+
+/// One caption track a bundle carries.
+#[derive(Debug, Clone)]
+pub struct BundleTrack {
+    /// `<lang>.<kind>`.
+    pub name: String,
+    pub language: String,
+    pub cues: Vec<Cue>,
+    /// The approved version as WebVTT.
+    pub vtt: String,
+}
+
+/// One approved video as an offline bundle carries it.
+#[derive(Debug, Clone)]
+pub struct BundleVideo {
+    pub id: String,
+    pub title: String,
+    pub language: Option<String>,
+    pub duration_s: f64,
+    /// (id, English label, Urdu label)
+    pub subject: Option<(String, String, String)>,
+    /// (id, label)
+    pub grade: Option<(String, String)>,
+    pub rendition_key: String,
+    pub rendition_bytes: u64,
+    pub poster_key: Option<String>,
+    pub tracks: Vec<BundleTrack>,
+}
+
+/// Approved videos matching `filter`, the most recently approved first (a
+/// bundle with a size budget takes them in this order).
+pub async fn bundle_videos(
+    app: &App,
+    filter: &crate::feed::Filter,
+    smallest: bool,
+) -> Result<Vec<BundleVideo>, ApiError> {
+    let mut rows = app.db(|c| c.videos_in(&[JobState::Approved])).await?;
+    rows.sort_by(|(a, ja), (b, jb)| jb.updated_ms.cmp(&ja.updated_ms).then(a.id.cmp(&b.id)));
+    let mut out = Vec::new();
+    for (video, _) in rows {
+        let v = match view::load(app, &video.id).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(video = %video.id, "left out of the bundle: {}", e.1);
+                continue;
+            }
+        };
+        if !filter.matches(&v) {
+            continue;
+        }
+        let public = media::public_tracks(app, &v.job).await?;
+        let Some(prefix) = v.video.output_prefix.clone() else {
+            continue;
+        };
+        let base = format!(
+            "{prefix}/{}",
+            v.manifest.base.as_deref().unwrap_or_default()
+        );
+        let rendition = if smallest {
+            v.manifest.smallest_rendition()
+        } else {
+            v.manifest
+                .renditions
+                .iter()
+                .max_by_key(|r| r.width * r.height)
+        };
+        let Some(rendition) = rendition else {
+            continue;
+        };
+        let tags = v.tags.as_ref();
+        out.push(BundleVideo {
+            id: v.video.id.clone(),
+            title: if v.video.title.is_empty() {
+                v.video.original_name.clone()
+            } else {
+                v.video.title.clone()
+            },
+            language: v.language().map(str::to_owned),
+            duration_s: v.duration_s(),
+            subject: tags
+                .and_then(stemfeed_tagging::Tags::subject)
+                .map(|s| (s.id.clone(), s.label.clone(), s.label_ur.clone())),
+            grade: tags
+                .and_then(|t| t.grade_band.as_ref())
+                .map(|g| (g.id.clone(), g.label.clone())),
+            rendition_key: format!("{base}{}", rendition.path),
+            rendition_bytes: rendition.bytes,
+            poster_key: v
+                .manifest
+                .poster
+                .as_ref()
+                .map(|p| format!("{base}{}", p.path)),
+            tracks: v
+                .tracks
+                .iter()
+                .filter(|t| public.contains(&t.track))
+                .map(|t| BundleTrack {
+                    name: t.track.clone(),
+                    language: t.language.clone(),
+                    cues: t.cues.clone(),
+                    vtt: media::render(t, "vtt").unwrap_or_default(),
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+/// A language's name in itself, for the track menu.
+fn language_name(code: &str) -> &str {
+    match code {
+        "en" => "English",
+        "ur" => "اردو",
+        "pa" => "پنجابی",
+        "sd" => "سنڌي",
+        "ps" => "پښتو",
+        other => other,
+    }
+}
+
+fn minutes(s: f64) -> String {
+    let s = s.max(0.0).round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// The bundle's shared style sheet, with the Nastaliq web font inlined: a
+/// page opened from `file://` may not load a font file beside it.
+pub fn bundle_css() -> String {
+    use base64::Engine;
+    let font = base64::engine::general_purpose::STANDARD.encode(crate::NASTALIQ_WOFF2);
+    format!(
+        "@font-face {{ font-family: \"Noto Nastaliq Urdu Web\"; font-style: normal; font-weight: 400; font-display: swap; src: url(\"data:font/woff2;base64,{font}\") format(\"woff2\"); }}\n{}",
+        include_str!("../static/bundle.css")
+    )
+}
+
+/// The bundle's script: caption tracks from the page itself (a `<track>`
+/// file is refused on `file://`), transcript lines that seek.
+pub const BUNDLE_JS: &str = include_str!("../static/bundle.js");
+
+fn bundle_page(title: &str, root: &str, body: maud::Markup) -> String {
+    use maud::{DOCTYPE, html};
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                link rel="stylesheet" href={ (root) "assets/style.css" };
+            }
+            body {
+                main { (body) }
+                script src={ (root) "assets/player.js" } {}
+            }
+        }
+    }
+    .into_string()
+}
+
+/// `index.html`: the videos by subject and grade band, in English and Urdu.
+pub fn index_html(videos: &[&BundleVideo]) -> String {
+    use maud::html;
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<&BundleVideo>> =
+        std::collections::BTreeMap::new();
+    for v in videos {
+        let subject = v
+            .subject
+            .as_ref()
+            .map_or_else(|| "Other videos".to_owned(), |s| s.1.clone());
+        let grade = v.grade.as_ref().map_or_else(String::new, |g| g.1.clone());
+        groups.entry((subject, grade)).or_default().push(v);
+    }
+    let body = html! {
+        h1 { "STEM videos " span lang="ur" dir="rtl" { "سائنس کی ویڈیوز" } }
+        p.note { (videos.len()) " videos · works without internet · " span lang="ur" dir="rtl" { "انٹرنیٹ کے بغیر چلتی ہیں" } }
+        @for ((subject, grade), vs) in &groups {
+            section.group {
+                h2 {
+                    (subject)
+                    " · "
+                    span lang="ur" dir="rtl" {
+                        (vs[0].subject.as_ref().map_or("دیگر ویڈیوز", |s| s.2.as_str()))
+                    }
+                    @if !grade.is_empty() { " — " (grade) }
+                }
+                ul.videos {
+                    @for v in vs {
+                        li.video data-video=(v.id) {
+                            a href={ "videos/" (v.id) "/index.html" } {
+                                @if v.poster_key.is_some() {
+                                    img src={ "videos/" (v.id) "/poster.jpg" } alt="" width="90" height="160" loading="lazy";
+                                }
+                                span.title dir="auto" lang=[v.language.as_deref()] { (v.title) }
+                            }
+                            span.meta {
+                                (minutes(v.duration_s))
+                                @for t in &v.tracks { " · " span lang=(t.language) { (language_name(&t.language)) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    bundle_page("STEM videos · سائنس کی ویڈیوز", "", body)
+}
+
+/// `videos/<id>/index.html`: the player, its caption tracks, the transcript.
+pub fn video_html(v: &BundleVideo) -> String {
+    use maud::html;
+    let body = html! {
+        p { a href="../../index.html" { "← All videos · " span lang="ur" dir="rtl" { "تمام ویڈیوز" } } }
+        h1 dir="auto" lang=[v.language.as_deref()] { (v.title) }
+        p.meta {
+            @if let Some(s) = &v.subject { (s.1) " · " span lang="ur" dir="rtl" { (s.2) } " · " }
+            @if let Some(g) = &v.grade { (g.1) " · " }
+            (minutes(v.duration_s))
+        }
+        video #player controls playsinline preload="metadata" src="video.mp4"
+            poster=[v.poster_key.as_ref().map(|_| "poster.jpg")] {}
+        @for (i, t) in v.tracks.iter().enumerate() {
+            @let cues: Vec<(f64, f64, String)> = t.cues.iter().map(|c| (c.start, c.end, stemfeed_captions::bidi::strip_marks(&c.text))).collect();
+            div.captions hidden data-label=(language_name(&t.language)) data-srclang=(t.language)
+                data-default=[(i == 0).then_some("1")]
+                data-cues=(serde_json::to_string(&cues).unwrap_or_else(|_| "[]".to_owned())) {}
+        }
+        @for t in &v.tracks {
+            @let rtl = stemfeed_captions::bidi::is_rtl_language(&t.language);
+            section.transcript lang=(t.language) dir=(if rtl { "rtl" } else { "ltr" }) class=[rtl.then_some("rtl")] {
+                h2 { (language_name(&t.language)) }
+                ol {
+                    @for c in &t.cues {
+                        li {
+                            button.seek type="button" data-start=(format!("{:.3}", c.start)) dir="ltr" { (minutes(c.start)) }
+                            " "
+                            span.text { (stemfeed_captions::bidi::strip_marks(&c.text)) }
+                        }
+                    }
+                }
+                p { a href={ (t.name) ".vtt" } download { "WebVTT" } }
+            }
+        }
+    };
+    bundle_page(&v.title, "../../", body)
+}

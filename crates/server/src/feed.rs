@@ -211,15 +211,32 @@ pub struct PageQuery {
     grade: Option<String>,
 }
 
-/// What a page is filtered by, checked.
+/// What a page (or an offline bundle) is filtered by, checked.
 #[derive(Debug, Default)]
-struct Filter {
+pub struct Filter {
     language: Option<String>,
     subject: Option<String>,
     grade: Option<u8>,
 }
 
 impl Filter {
+    /// The filter of `language`, `subject` and `grade` as the feed's query
+    /// parameters name them (checked the same way).
+    pub fn parse(
+        app: &App,
+        language: Option<&str>,
+        subject: Option<&str>,
+        grade: Option<&str>,
+    ) -> Result<Self, ApiError> {
+        let q = PageQuery {
+            language: language.map(str::to_owned),
+            subject: subject.map(str::to_owned),
+            grade: grade.map(str::to_owned),
+            ..PageQuery::default()
+        };
+        Self::from_query(&q, app)
+    }
+
     fn from_query(q: &PageQuery, app: &App) -> Result<Self, ApiError> {
         let language = match q.language.as_deref().filter(|l| !l.is_empty()) {
             None => None,
@@ -279,7 +296,7 @@ impl Filter {
         out
     }
 
-    fn matches(&self, v: &view::VideoView) -> bool {
+    pub fn matches(&self, v: &view::VideoView) -> bool {
         let language = self.language.as_deref().is_none_or(|l| {
             v.language() == Some(l)
                 || v.tracks.iter().any(|t| {

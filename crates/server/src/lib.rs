@@ -7,7 +7,7 @@ pub mod auth;
 pub mod cache;
 pub mod export;
 
-mod feed;
+pub mod feed;
 mod media;
 mod stats;
 pub mod tus;
@@ -31,6 +31,16 @@ use stemfeed_store::ObjectStore;
 use stemfeed_tagging::Tagger;
 
 pub use auth::Caller;
+
+/// Noto Nastaliq Urdu (Arabic-script subset, regular) as WOFF2, vendored
+/// from npm, unmodified: static/vendor/noto-nastaliq-urdu/SOURCE.md. The
+/// review UI and offline bundles ship it: curators' and schools' machines
+/// rarely have a Nastaliq font.
+pub const NASTALIQ_WOFF2: &[u8] = include_bytes!(
+    "../static/vendor/noto-nastaliq-urdu/noto-nastaliq-urdu-arabic-400-normal.woff2"
+);
+/// Its licence (SIL Open Font License 1.1), shipped beside it.
+pub const NASTALIQ_LICENSE: &str = include_str!("../static/vendor/noto-nastaliq-urdu/LICENSE");
 pub use perimeter::{ServerSettings, serve, tls_acceptor};
 
 /// Shared state of the server.
@@ -259,13 +269,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route(
             "/static/fonts/noto-nastaliq-urdu-arabic-400.woff2",
             get(|headers: HeaderMap| async move {
-                // Vendored from npm, unmodified: static/vendor/noto-nastaliq-urdu/SOURCE.md.
-                static FONT: media::Embedded = media::Embedded::new(
-                    "font/woff2",
-                    include_bytes!(
-                        "../static/vendor/noto-nastaliq-urdu/noto-nastaliq-urdu-arabic-400-normal.woff2"
-                    ),
-                );
+                static FONT: media::Embedded = media::Embedded::new("font/woff2", NASTALIQ_WOFF2);
                 FONT.respond(&headers)
             }),
         )
