@@ -34,23 +34,48 @@ pub fn wrap(
     count: impl Fn(&str) -> usize,
 ) -> Vec<TimedText> {
     let (max_line, max_lines) = (max_line.max(1), max_lines.max(1));
-    let mut out = Vec::new();
-    for cue in cues {
+    // Greedy lines of at most `max_line`.
+    let lines_of = |words: &[&str]| {
         let mut lines: Vec<String> = Vec::new();
-        for word in cue.text.split_whitespace() {
+        for word in words {
             match lines.last_mut() {
                 Some(line) if count(line) + 1 + count(word) <= max_line => {
                     line.push(' ');
                     line.push_str(word);
                 }
-                _ => lines.push(word.to_owned()),
+                _ => lines.push((*word).to_owned()),
             }
         }
+        lines
+    };
+    let mut out = Vec::new();
+    for cue in cues {
+        let words: Vec<&str> = cue.text.split_whitespace().collect();
+        let lines = lines_of(&words);
         if lines.is_empty() || cue.end.partial_cmp(&cue.start) != Some(std::cmp::Ordering::Greater)
         {
             continue;
         }
-        let chunks: Vec<String> = lines.chunks(max_lines).map(|c| c.join("\n")).collect();
+        // As many captions as the greedy lines need, their words shared out
+        // evenly by length (no lone last word), unless that needs more lines.
+        let k = lines.len().div_ceil(max_lines);
+        let total_len: usize = words.iter().map(|w| count(w) + 1).sum();
+        let mut shares: Vec<Vec<&str>> = vec![Vec::new(); k];
+        let mut seen = 0;
+        for w in &words {
+            let i = (seen * k / total_len.max(1)).min(k - 1);
+            shares[i].push(w);
+            seen += count(w) + 1;
+        }
+        let balanced: Vec<Vec<String>> = shares.iter().map(|s| lines_of(s)).collect();
+        let chunks: Vec<String> = if balanced
+            .iter()
+            .all(|l| !l.is_empty() && l.len() <= max_lines)
+        {
+            balanced.iter().map(|l| l.join("\n")).collect()
+        } else {
+            lines.chunks(max_lines).map(|c| c.join("\n")).collect()
+        };
         let total: usize = chunks.iter().map(|c| count(c).max(1)).sum();
         let mut start = cue.start;
         for (i, text) in chunks.iter().enumerate() {
@@ -315,6 +340,22 @@ mod tests {
         assert_eq!((out[0].start, out[2].end), (1.0, 5.0));
         assert_eq!(out[0].end, out[1].start);
         assert!(out[0].end - out[0].start > out[1].end - out[1].start);
+    }
+
+    #[test]
+    fn a_sentence_one_word_too_long_is_shared_out_evenly() {
+        let chars = |s: &str| s.chars().count();
+        // Greedy lines of 28 would show "ground." alone after the rest.
+        let cues = [cue(
+            0.0,
+            4.0,
+            "The force makes it accelerate toward the ground.",
+        )];
+        let out = wrap(&cues, 28, 2, chars);
+        assert_eq!(
+            out.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+            ["The force makes it\naccelerate", "toward the ground."]
+        );
     }
 
     #[test]
