@@ -401,6 +401,51 @@ fn approved_captions_burned_in_for_platforms() {
         assert!(e <= 0.15, "OCR read {read:?} for {text:?} (CER {e:.2})");
     }
 
+    // The same export from the review page: made in the background by a
+    // separate process, then offered to curators (only) as a download.
+    let page = |b: &str| get(&format!("{}/review/{b}", server.url), Some(&curator)).1;
+    assert!(page(&english).contains("<li class=\"export\" data-language=\"en\">"));
+    assert!(
+        server.post_form(
+            &curator,
+            &format!("/review/{english}/export"),
+            "language=en"
+        ) < 400
+    );
+    let link = format!("/review/{english}/exports/en.mp4");
+    let start = std::time::Instant::now();
+    while !page(&english).contains(&link) {
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "the export never finished: {}",
+            page(&english)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let resp = common::server::agent()
+        .get(&format!("{}{link}", server.url))
+        .header("authorization", &format!("Bearer {curator}"))
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let bytes = resp.into_body().read_to_vec().unwrap();
+    let downloaded = dir.path().join("from-the-review-page.mp4");
+    std::fs::write(&downloaded, &bytes).unwrap();
+    let probe = ffprobe(&downloaded);
+    assert!(
+        probe["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["codec_type"] == "video" && s["width"] == 1080 && s["height"] == 1920),
+        "{probe}"
+    );
+    assert_ne!(
+        get(&format!("{}{link}", server.url), None).0,
+        200,
+        "exports are for curators"
+    );
+
     // Urdu: drawn in Nastaliq, joined. Tesseract's Urdu models read
     // Nastaliq poorly even when it is drawn right (CER 0.5–0.7 on clean
     // renders), so its reading is reported, and the shaping is checked by

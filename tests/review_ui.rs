@@ -678,6 +678,9 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     accessible(&b, "bulk approval");
     b.goto(&format!("{}/review/{urdu_video}", server.url));
     assert_eq!(b.text("#video-state"), "approved");
+    // An approved video offers platform exports per approved language.
+    b.find("#exports li.export[data-language='ur'] button.make-export");
+    accessible(&b, "approved video page");
 
     // The edit was re-exported next to the outputs.
     assert!(

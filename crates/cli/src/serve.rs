@@ -96,6 +96,7 @@ pub async fn app(
         server,
         uploads: tus::Uploads::new(uploads),
         manifests: stemfeed_server::cache::ManifestCache::default(),
+        exports: stemfeed_server::export::Exports::new(config.data_dir.clone()),
     }))
 }
 

@@ -343,3 +343,143 @@ pub fn video_html(v: &BundleVideo) -> String {
     };
     bundle_page(&v.title, "../../", body)
 }
+
+/// Platform exports a curator starts from the review page. Each runs as a
+/// separate `stemfeed export platform` process (the web server stays up
+/// whatever the decode does; it decodes stemfeed's own rendition, never
+/// the upload), under a time limit; the MP4 is stored at
+/// [`export_key`] and served to curators.
+#[derive(Debug, Default)]
+pub struct Exports {
+    /// The data directory the export process is given (its configuration
+    /// is otherwise the server's environment).
+    pub data_dir: std::path::PathBuf,
+    states: std::sync::Mutex<std::collections::HashMap<(String, String), ExportState>>,
+}
+
+/// An export that has not (yet) produced its file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportState {
+    Running,
+    Failed(String),
+}
+
+/// The longest a platform export may run.
+const EXPORT_LIMIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Where a finished platform export is stored.
+pub fn export_key(video: &str, language: &str) -> String {
+    format!("videos/{video}/exports/{language}.platform.mp4")
+}
+
+impl Exports {
+    pub fn new(data_dir: std::path::PathBuf) -> Self {
+        Self {
+            data_dir,
+            ..Self::default()
+        }
+    }
+
+    pub fn state(&self, video: &str, language: &str) -> Option<ExportState> {
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(video.to_owned(), language.to_owned()))
+            .cloned()
+    }
+
+    fn set(&self, video: &str, language: &str, state: Option<ExportState>) {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (video.to_owned(), language.to_owned());
+        match state {
+            Some(s) => states.insert(key, s),
+            None => states.remove(&key),
+        };
+    }
+}
+
+/// Starts a platform export of `video`'s approved `language` track in the
+/// background; refused at once when the video or track cannot be exported
+/// or one is already running.
+pub async fn start(app: &std::sync::Arc<App>, video: &str, language: &str) -> Result<(), ApiError> {
+    platform_source(app, video, language).await?;
+    {
+        let mut states = app.exports.states.lock().unwrap_or_else(|p| p.into_inner());
+        let key = (video.to_owned(), language.to_owned());
+        if states.get(&key) == Some(&ExportState::Running) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!("a {language} export of {video} is already running"),
+            ));
+        }
+        states.insert(key, ExportState::Running);
+    }
+    let (app, video, language) = (
+        std::sync::Arc::clone(app),
+        video.to_owned(),
+        language.to_owned(),
+    );
+    tokio::spawn(async move {
+        let result = run_export(&app, &video, &language).await;
+        match &result {
+            Ok(()) => {
+                tracing::info!(video = %video, language = %language, "platform export stored")
+            }
+            Err(e) => {
+                tracing::warn!(video = %video, language = %language, "platform export failed: {e}")
+            }
+        }
+        app.exports
+            .set(&video, &language, result.err().map(ExportState::Failed));
+    });
+    Ok(())
+}
+
+async fn run_export(app: &App, video: &str, language: &str) -> Result<(), String> {
+    let dir = app.exports.data_dir.join("exports-partial").join(format!(
+        "{video}-{language}-{}",
+        &crate::auth::random_token()[..8]
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let out = dir.join("platform.mp4");
+    let result = async {
+        let exe = std::env::current_exe().map_err(|e| format!("finding stemfeed: {e}"))?;
+        let child = tokio::process::Command::new(exe)
+            .args([
+                "export",
+                "platform",
+                video,
+                "--language",
+                language,
+                "--force",
+                "--out",
+            ])
+            .arg(&out)
+            .env("STEMFEED_DATA_DIR", &app.exports.data_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(EXPORT_LIMIT, child)
+            .await
+            .map_err(|_| format!("took longer than {} minutes", EXPORT_LIMIT.as_secs() / 60))?
+            .map_err(|e| format!("starting the export: {e}"))?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("no message");
+            return Err(last.trim().chars().take(400).collect());
+        }
+        app.store
+            .put_file(&export_key(video, language), &out)
+            .await
+            .map_err(|e| format!("storing the export: {e}"))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}

@@ -63,6 +63,8 @@ pub struct App {
     pub uploads: tus::Uploads,
     /// Manifests of published runs, so media requests do not re-read them.
     pub manifests: cache::ManifestCache,
+    /// Platform exports started from the review page.
+    pub exports: export::Exports,
 }
 
 /// An error response: status and a message for the caller. A 500's message
@@ -232,6 +234,8 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/review/{video}/decision", post(ui::video_decision))
         .route("/review/bulk-approve", post(ui::bulk_approve))
+        .route("/review/{video}/export", post(ui::start_export))
+        .route("/review/{video}/exports/{file}", get(ui::get_export))
         .route("/review/glossary/{language}", post(ui::glossary_add))
         .route(
             "/review/glossary/{language}/remove",

@@ -320,6 +320,10 @@ pub async fn video_page(
         Err(e) => return e.into_response(),
     };
     let rules = v.rules();
+    let exports = match platform_exports(&app, &v).await {
+        Ok(e) => e,
+        Err(e) => return e.into_response(),
+    };
     let page = pages::VideoPage {
         id: &v.video.id,
         title: if v.video.title.is_empty() {
@@ -340,6 +344,7 @@ pub async fn video_page(
         tracks: &v.tracks,
         history: &v.history,
         glossaries: &glossaries,
+        exports: &exports,
         tags: v.tags.as_ref(),
         tags_version: v.tags_version,
         subject: v.tags.as_ref().map_or(OFF_TOPIC, Tags::primary_subject),
@@ -836,6 +841,110 @@ pub async fn glossary_remove(
     }
     .await;
     back_from_glossary(&form, result)
+}
+
+/// For an approved video: each language with an approved track, and where
+/// its platform export stands.
+async fn platform_exports(
+    app: &App,
+    v: &view::VideoView,
+) -> Result<Vec<pages::ExportRow>, ApiError> {
+    if v.job.state != JobState::Approved {
+        return Ok(Vec::new());
+    }
+    let public = crate::media::public_tracks(app, &v.job).await?;
+    let mut languages: Vec<String> = v
+        .tracks
+        .iter()
+        .filter(|t| public.contains(&t.track))
+        .map(|t| t.language.clone())
+        .collect();
+    languages.dedup();
+    let mut rows = Vec::new();
+    for language in languages {
+        let state = match app.exports.state(&v.video.id, &language) {
+            Some(crate::export::ExportState::Running) => pages::ExportState::Running,
+            other => {
+                let stored = app
+                    .store
+                    .head(&crate::export::export_key(&v.video.id, &language))
+                    .await?
+                    .is_some();
+                match other {
+                    _ if stored => pages::ExportState::Ready,
+                    Some(crate::export::ExportState::Failed(why)) => {
+                        pages::ExportState::Failed(why)
+                    }
+                    _ => pages::ExportState::None,
+                }
+            }
+        };
+        rows.push(pages::ExportRow { language, state });
+    }
+    Ok(rows)
+}
+
+/// `POST /review/{video}/export`: starts a platform export (`language`).
+pub async fn start_export(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let language = form.get("language").cloned().unwrap_or_default();
+    let result = async {
+        view::check_video_id(&id)?;
+        glossary_language(&language)?;
+        crate::export::start(&app, &id, &language).await?;
+        tracing::info!(video = %id, language = %language, by = %caller.name, "platform export started");
+        Ok(())
+    }
+    .await;
+    back_to_video(&id, result)
+}
+
+/// `GET /review/{video}/exports/{language}.mp4`: a finished platform export,
+/// for curators.
+pub async fn get_export(
+    State(app): State<Arc<App>>,
+    Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(r) = curator(&app, &headers).await {
+        return r;
+    }
+    let result = async {
+        view::check_video_id(&id)?;
+        let language = file.strip_suffix(".mp4").ok_or_else(ApiError::not_found)?;
+        glossary_language(language)?;
+        let bytes = app
+            .store
+            .get_bytes(&crate::export::export_key(&id, language))
+            .await?;
+        Ok::<_, ApiError>(
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, "video/mp4".to_owned()),
+                    (
+                        axum::http::header::CACHE_CONTROL,
+                        "private, no-cache".to_owned(),
+                    ),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{id}-{language}-platform.mp4\""),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response(),
+        )
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
 /// Whether any of these track statuses asks a curator to check every line.

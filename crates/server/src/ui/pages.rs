@@ -270,11 +270,65 @@ pub struct VideoPage<'a> {
     pub history: &'a [CaptionVersion],
     /// The curators' glossary of each track's language.
     pub glossaries: &'a BTreeMap<String, Vec<GlossaryEntry>>,
+    /// Platform exports, per language with an approved track (approved
+    /// videos only).
+    pub exports: &'a [ExportRow],
     pub tags: Option<&'a Tags>,
     pub tags_version: i64,
     /// The subject filed now (off-topic when none).
     pub subject: &'a str,
     pub taxonomy: &'a Taxonomy,
+}
+
+/// Where one language's platform export stands.
+pub struct ExportRow {
+    pub language: String,
+    pub state: ExportState,
+}
+
+pub enum ExportState {
+    None,
+    Running,
+    Ready,
+    Failed(String),
+}
+
+/// Exports of an approved video: an MP4 with captions burned in per language.
+fn exports_section(video: &str, rows: &[ExportRow], csrf: &str) -> Markup {
+    html! {
+        @if !rows.is_empty() {
+            section #exports {
+                h2 { "For short-video platforms" }
+                p.note { "A 1080×1920 MP4 with the approved captions burned in, inside the platforms' safe area." }
+                ul {
+                    @for r in rows {
+                        li.export data-language=(r.language) {
+                            b { (r.language) } " "
+                            @match &r.state {
+                                ExportState::Ready => {
+                                    a.download href={ "/review/" (video) "/exports/" (r.language) ".mp4" } download { "Download MP4" }
+                                    " "
+                                }
+                                ExportState::Running => { span.state { "being made… (reload to see it)" } " " }
+                                ExportState::Failed(why) => { span.error { "failed: " (why) } " " }
+                                ExportState::None => {}
+                            }
+                            @if !matches!(r.state, ExportState::Running) {
+                                form.inline method="post" action={ "/review/" (video) "/export" } {
+                                    (csrf_field(csrf))
+                                    input type="hidden" name="language" value=(r.language);
+                                    button.make-export {
+                                        @if matches!(r.state, ExportState::Ready) { "Make again" } @else { "Make MP4" }
+                                        span.visually-hidden { " with " (r.language) " captions" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The editor's keyboard shortcuts: they work while typing in a cue, so
@@ -385,6 +439,7 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                     button name="decision" value="approve" id="approve-video" { "Approve video" }
                     button name="decision" value="reject" id="reject-video" { "Reject video" }
                 }
+                (exports_section(v.id, v.exports, csrf))
                 form.tags method="post" action={ "/review/" (v.id) "/tags" } {
                     h2 { "Tags " small { "v" (v.tags_version) } }
                     (csrf_field(csrf))
@@ -737,6 +792,7 @@ mod tests {
             tracks,
             history,
             glossaries: &glossaries,
+            exports: &[],
             tags: Some(&tags),
             tags_version: 3,
             subject: "physics",
