@@ -451,7 +451,13 @@ async fn bundle_into(
             sync.put_object(store, k, &format!("{dir}/poster.jpg"), &scratch)
                 .await?;
         }
-        for t in &v.tracks {
+        // Track names are `<lang>.<kind>`; anything else never becomes a path.
+        for t in v.tracks.iter().filter(|t| {
+            t.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                && !t.name.starts_with('.')
+        }) {
             sync.put_bytes(&format!("{dir}/{}.vtt", t.name), t.vtt.as_bytes())?;
         }
         sync.put_bytes(

@@ -349,12 +349,14 @@ pub fn video_html(v: &BundleVideo) -> String {
 /// whatever the decode does; it decodes stemfeed's own rendition, never
 /// the upload), under a time limit; the MP4 is stored at
 /// [`export_key`] and served to curators.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Exports {
     /// The data directory the export process is given (its configuration
     /// is otherwise the server's environment).
     pub data_dir: std::path::PathBuf,
     states: std::sync::Mutex<std::collections::HashMap<(String, String), ExportState>>,
+    /// One export encodes at a time: the web server's box is not a worker.
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// An export that has not (yet) produced its file.
@@ -376,7 +378,8 @@ impl Exports {
     pub fn new(data_dir: std::path::PathBuf) -> Self {
         Self {
             data_dir,
-            ..Self::default()
+            states: Default::default(),
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -420,7 +423,11 @@ pub async fn start(app: &std::sync::Arc<App>, video: &str, language: &str) -> Re
         language.to_owned(),
     );
     tokio::spawn(async move {
+        let slot = std::sync::Arc::clone(&app.exports.slots)
+            .acquire_owned()
+            .await;
         let result = run_export(&app, &video, &language).await;
+        drop(slot);
         match &result {
             Ok(()) => {
                 tracing::info!(video = %video, language = %language, "platform export stored")
