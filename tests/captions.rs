@@ -386,13 +386,21 @@ fn silence_and_music_produce_no_cues() {
             .map(|t| t["cues"].as_u64().unwrap())
             .sum();
         assert_eq!(cues, 0, "{}: {}", input.display(), manifest["captions"]);
-        // Nothing said, no title: not taught as STEM, and the tags say why.
+        // Nothing said, no title: not filed as STEM nor as off-topic, but
+        // left for a curator, and the tags say why.
         assert_eq!(manifest["tags"]["stem"], false, "{}", manifest["tags"]);
         assert!(
-            manifest["tags"]["off_topic"]
+            manifest["tags"]["off_topic"].is_null(),
+            "{}",
+            manifest["tags"]
+        );
+        assert!(
+            manifest["tags"]["undetermined"]
                 .as_str()
                 .unwrap()
-                .contains("STEM vocabulary")
+                .contains("too little usable text"),
+            "{}",
+            manifest["tags"]
         );
     }
 }
