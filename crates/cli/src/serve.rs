@@ -97,6 +97,7 @@ pub async fn app(
         uploads: tus::Uploads::new(uploads),
         manifests: stemfeed_server::cache::ManifestCache::default(),
         exports: stemfeed_server::export::Exports::new(config.data_dir.clone()),
+        accuracy_refresh: Default::default(),
     }))
 }
 

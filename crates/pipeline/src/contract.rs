@@ -104,6 +104,11 @@ impl Manifest {
     pub fn smallest_rendition(&self) -> Option<&RenditionEntry> {
         self.renditions.iter().min_by_key(|r| r.height.min(r.width))
     }
+
+    /// The rendition with the most pixels.
+    pub fn largest_rendition(&self) -> Option<&RenditionEntry> {
+        self.renditions.iter().max_by_key(|r| r.width * r.height)
+    }
 }
 
 /// Writes `path` via a temporary file in the same directory and a rename.

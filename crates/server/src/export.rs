@@ -41,14 +41,13 @@ pub async fn platform_source(
             ),
         ));
     }
-    let public = media::public_tracks(app, &v.job).await?;
     let mut candidates: Vec<_> = v
-        .tracks
-        .iter()
-        .filter(|t| t.language == language && public.contains(&t.track))
+        .public_tracks()
+        .filter(|t| t.language == language)
         .collect();
     candidates.sort_by_key(|t| t.kind != "transcript");
     let track = candidates.first().ok_or_else(|| {
+        let public: Vec<&str> = v.public_tracks().map(|t| t.track.as_str()).collect();
         ApiError::new(
             StatusCode::NOT_FOUND,
             format!(
@@ -61,37 +60,18 @@ pub async fn platform_source(
             ),
         )
     })?;
-    let rendition = v
-        .manifest
-        .renditions
-        .iter()
-        .max_by_key(|r| r.width * r.height)
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::CONFLICT,
-                format!("video {video} has no rendition"),
-            )
-        })?;
-    let prefix = v.video.output_prefix.clone().ok_or_else(|| {
+    let rendition = v.manifest.largest_rendition().ok_or_else(|| {
         ApiError::new(
             StatusCode::CONFLICT,
-            format!("video {video} has no outputs"),
+            format!("video {video} has no rendition"),
         )
     })?;
-    let base = format!(
-        "{prefix}/{}",
-        v.manifest.base.as_deref().unwrap_or_default()
-    );
     Ok(PlatformSource {
-        title: if v.video.title.is_empty() {
-            v.video.original_name.clone()
-        } else {
-            v.video.title.clone()
-        },
+        title: v.title().to_owned(),
         track: track.track.clone(),
         version: track.version,
         cues: track.cues.clone(),
-        rendition_key: format!("{base}{}", rendition.path),
+        rendition_key: v.key(&rendition.path),
         width: rendition.width,
         height: rendition.height,
         duration_s: v.duration_s(),
@@ -147,21 +127,10 @@ pub async fn bundle_videos(
         if !filter.matches(&v) {
             continue;
         }
-        let public = media::public_tracks(app, &v.job).await?;
-        let Some(prefix) = v.video.output_prefix.clone() else {
-            continue;
-        };
-        let base = format!(
-            "{prefix}/{}",
-            v.manifest.base.as_deref().unwrap_or_default()
-        );
         let rendition = if smallest {
             v.manifest.smallest_rendition()
         } else {
-            v.manifest
-                .renditions
-                .iter()
-                .max_by_key(|r| r.width * r.height)
+            v.manifest.largest_rendition()
         };
         let Some(rendition) = rendition else {
             continue;
@@ -169,11 +138,7 @@ pub async fn bundle_videos(
         let tags = v.tags.as_ref();
         out.push(BundleVideo {
             id: v.video.id.clone(),
-            title: if v.video.title.is_empty() {
-                v.video.original_name.clone()
-            } else {
-                v.video.title.clone()
-            },
+            title: v.title().to_owned(),
             language: v.language().map(str::to_owned),
             duration_s: v.duration_s(),
             subject: tags
@@ -182,17 +147,11 @@ pub async fn bundle_videos(
             grade: tags
                 .and_then(|t| t.grade_band.as_ref())
                 .map(|g| (g.id.clone(), g.label.clone())),
-            rendition_key: format!("{base}{}", rendition.path),
+            rendition_key: v.key(&rendition.path),
             rendition_bytes: rendition.bytes,
-            poster_key: v
-                .manifest
-                .poster
-                .as_ref()
-                .map(|p| format!("{base}{}", p.path)),
+            poster_key: v.manifest.poster.as_ref().map(|p| v.key(&p.path)),
             tracks: v
-                .tracks
-                .iter()
-                .filter(|t| public.contains(&t.track))
+                .public_tracks()
                 .map(|t| BundleTrack {
                     name: t.track.clone(),
                     language: t.language.clone(),
@@ -215,11 +174,6 @@ fn language_name(code: &str) -> &str {
         "ps" => "پښتو",
         other => other,
     }
-}
-
-fn minutes(s: f64) -> String {
-    let s = s.max(0.0).round() as u64;
-    format!("{}:{:02}", s / 60, s % 60)
 }
 
 /// The bundle's shared style sheet, with the Nastaliq web font inlined: a
@@ -293,7 +247,7 @@ pub fn index_html(videos: &[&BundleVideo]) -> String {
                                 span.title dir="auto" lang=[v.language.as_deref()] { (v.title) }
                             }
                             span.meta {
-                                (minutes(v.duration_s))
+                                (view::minutes(v.duration_s))
                                 @for t in &v.tracks { " · " span lang=(t.language) { (language_name(&t.language)) } }
                             }
                         }
@@ -314,7 +268,7 @@ pub fn video_html(v: &BundleVideo) -> String {
         p.meta {
             @if let Some(s) = &v.subject { (s.1) " · " span lang="ur" dir="rtl" { (s.2) } " · " }
             @if let Some(g) = &v.grade { (g.1) " · " }
-            (minutes(v.duration_s))
+            (view::minutes(v.duration_s))
         }
         video #player controls playsinline preload="metadata" src="video.mp4"
             poster=[v.poster_key.as_ref().map(|_| "poster.jpg")] {}
@@ -331,7 +285,7 @@ pub fn video_html(v: &BundleVideo) -> String {
                 ol {
                     @for c in &t.cues {
                         li {
-                            button.seek type="button" data-start=(format!("{:.3}", c.start)) dir="ltr" { (minutes(c.start)) }
+                            button.seek type="button" data-start=(format!("{:.3}", c.start)) dir="ltr" { (view::minutes(c.start)) }
                             " "
                             span.text { (stemfeed_captions::bidi::strip_marks(&c.text)) }
                         }

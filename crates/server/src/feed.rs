@@ -240,9 +240,7 @@ impl Filter {
     fn from_query(q: &PageQuery, app: &App) -> Result<Self, ApiError> {
         let language = match q.language.as_deref().filter(|l| !l.is_empty()) {
             None => None,
-            Some(l) if (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase()) => {
-                Some(l.to_owned())
-            }
+            Some(l) if view::is_language_code(l) => Some(l.to_owned()),
             Some(_) => {
                 return Err(bad_request(
                     "language is an ISO 639 code in lower case, like ur or en",

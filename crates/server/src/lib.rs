@@ -65,6 +65,8 @@ pub struct App {
     pub manifests: cache::ManifestCache,
     /// Platform exports started from the review page.
     pub exports: export::Exports,
+    /// Refreshes of the curators' accuracy that decisions ask for.
+    pub accuracy_refresh: stats::Refresh,
 }
 
 /// An error response: status and a message for the caller. A 500's message

@@ -245,13 +245,35 @@ pub async fn json(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
     }
 }
 
+/// Refreshes of the curators' accuracy asked for by decisions, coalesced: a
+/// refresh reads every approved video, so however fast curators decide, at
+/// most one runs and one more is owed.
+#[derive(Debug, Default)]
+pub struct Refresh {
+    running: Arc<tokio::sync::Mutex<()>>,
+    owed: std::sync::atomic::AtomicBool,
+}
+
 /// After a curator's decision: the workers' figures follow within moments
 /// (in the background; the periodic refresh catches anything missed).
 pub fn refresh_soon(app: &Arc<App>) {
+    use std::sync::atomic::Ordering;
+    app.accuracy_refresh.owed.store(true, Ordering::SeqCst);
+    // A refresh already running sees the debt when it ends and runs again.
+    let Ok(running) = Arc::clone(&app.accuracy_refresh.running).try_lock_owned() else {
+        return;
+    };
     let app = Arc::clone(app);
     tokio::spawn(async move {
-        if let Err(e) = refresh_accuracy(&app).await {
-            tracing::warn!("refreshing the curators' accuracy: {}", e.1);
+        while app.accuracy_refresh.owed.swap(false, Ordering::SeqCst) {
+            if let Err(e) = refresh_accuracy(&app).await {
+                tracing::warn!("refreshing the curators' accuracy: {}", e.1);
+            }
+        }
+        drop(running);
+        // Asked for between the last check and letting go: run once more.
+        if app.accuracy_refresh.owed.load(Ordering::SeqCst) {
+            refresh_soon(&app);
         }
     });
 }

@@ -262,11 +262,7 @@ pub async fn queue(
         .iter()
         .map(|v| pages::QueueRow {
             id: &v.video.id,
-            title: if v.video.title.is_empty() {
-                &v.video.original_name
-            } else {
-                &v.video.title
-            },
+            title: v.title(),
             language: v.language().unwrap_or_default(),
             subject: v.tags.as_ref().map_or(OFF_TOPIC, Tags::primary_subject),
             tracks: &v.tracks,
@@ -326,11 +322,7 @@ pub async fn video_page(
     };
     let page = pages::VideoPage {
         id: &v.video.id,
-        title: if v.video.title.is_empty() {
-            &v.video.original_name
-        } else {
-            &v.video.title
-        },
+        title: v.title(),
         file: &v.video.original_name,
         duration_s: v.duration_s(),
         state: v.job.state.as_str(),
@@ -748,10 +740,9 @@ pub async fn bulk_approve(
     pages::bulk_result(&caller, &results).into_response()
 }
 
-/// A glossary language as the tracks name them: 2–3 lowercase letters.
+/// A glossary or export language as the tracks name them.
 fn glossary_language(language: &str) -> Result<(), ApiError> {
-    let ok = (2..=3).contains(&language.len()) && language.bytes().all(|b| b.is_ascii_lowercase());
-    if ok {
+    if view::is_language_code(language) {
         Ok(())
     } else {
         Err(ApiError::new(
@@ -852,13 +843,7 @@ async fn platform_exports(
     if v.job.state != JobState::Approved {
         return Ok(Vec::new());
     }
-    let public = crate::media::public_tracks(app, &v.job).await?;
-    let mut languages: Vec<String> = v
-        .tracks
-        .iter()
-        .filter(|t| public.contains(&t.track))
-        .map(|t| t.language.clone())
-        .collect();
+    let mut languages: Vec<String> = v.public_tracks().map(|t| t.language.clone()).collect();
     languages.dedup();
     let mut rows = Vec::new();
     for language in languages {

@@ -40,6 +40,9 @@ pub struct VideoView {
     pub video: Video,
     pub job: Job,
     pub manifest: Manifest,
+    /// The key prefix the manifest's paths are relative to (see
+    /// [`read_manifest`]).
+    pub base: String,
     pub tracks: Vec<TrackView>,
     /// The newest tags; `None` when there are none, or when the stored
     /// version is not a valid [`Tags`] (logged).
@@ -103,6 +106,40 @@ impl VideoView {
     pub fn waveform(&self) -> Option<&str> {
         self.manifest.asr_audio.waveform.as_deref()
     }
+
+    /// The title the submitter gave, else the upload's file name.
+    pub fn title(&self) -> &str {
+        if self.video.title.is_empty() {
+            &self.video.original_name
+        } else {
+            &self.video.title
+        }
+    }
+
+    /// The store key of `path`, a path in the run as the manifest names it.
+    pub fn key(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The tracks whose newest version the public may see (see
+    /// [`crate::media::version_public`]), from the history already loaded.
+    pub fn public_tracks(&self) -> impl Iterator<Item = &TrackView> {
+        self.tracks
+            .iter()
+            .filter(|t| crate::media::track_public(&self.job, &self.history, &t.track, t.version))
+    }
+}
+
+/// `m:ss`, as the queue and the offline bundle show durations.
+pub fn minutes(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    format!("{}:{:02}", s / 60, s % 60)
+}
+
+/// Whether `code` looks like the ISO 639 codes track and feed languages
+/// use: two or three lower-case letters.
+pub fn is_language_code(code: &str) -> bool {
+    (2..=3).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_lowercase())
 }
 
 /// A video id as the catalog makes them: 'v' and 20 hex digits.
@@ -243,6 +280,7 @@ pub async fn load(app: &App, id: &str) -> Result<VideoView, ApiError> {
         video,
         job,
         manifest,
+        base,
         tracks,
         tags,
         tags_version,

@@ -152,12 +152,6 @@ fn choice(name: &str, label: &str, any: &str, values: &[&str], current: &str) ->
     }
 }
 
-/// `m:ss` for the queue.
-fn minutes(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    format!("{}:{:02}", s / 60, s % 60)
-}
-
 pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> Markup {
     let csrf = caller.csrf.as_deref().unwrap_or_default();
     let body = html! {
@@ -204,7 +198,7 @@ pub fn queue(caller: &Caller, rows: &[QueueRow<'_>], filters: &Filters<'_>) -> M
                             }
                         }
                         td { a href={ "/review/" (r.id) } { (r.title) } }
-                        td { (minutes(r.duration_s)) }
+                        td { (crate::view::minutes(r.duration_s)) }
                         td { (r.language) }
                         td { (r.subject) }
                         td {
