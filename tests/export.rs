@@ -108,32 +108,10 @@ fn ocr(image: &Path, lang: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j + 1] + 1)
-                    .min(cur[j] + 1)
-                    .min(prev[j] + usize::from(ca != cb)),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-/// Character error rate of `got` against `want`, letters and digits only.
-fn cer(got: &str, want: &str) -> f64 {
-    let norm = |s: &str| -> Vec<char> {
-        s.chars()
-            .filter(|c| c.is_alphanumeric())
-            .flat_map(char::to_lowercase)
-            .collect()
-    };
-    let (g, w) = (norm(got), norm(want));
-    levenshtein(&g, &w) as f64 / w.len().max(1) as f64
+/// Character error rate of `got` against `want`, as `stemfeed eval asr`
+/// scores transcripts (case, punctuation and script variants forgiven).
+fn cer(language: &str, got: &str, want: &str) -> f64 {
+    stemfeed_captions::score::Errors::of(language, want, got).cer()
 }
 
 /// Letters of Arabic script that join to neither neighbour's left (the
@@ -242,12 +220,13 @@ fn audio_md5(file: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-fn export(server: &Server, video: &str, language: &str, out: &Path) -> serde_json::Value {
+/// `stemfeed export ARGS…` against the server's data: its JSON report.
+fn export(server: &Server, args: &[&std::ffi::OsStr]) -> serde_json::Value {
     let result = common::run(
         common::stemfeed()
             .env("STEMFEED_DATA_DIR", server.data())
-            .args(["export", "platform", video, "--language", language, "--out"])
-            .arg(out),
+            .arg("export")
+            .args(args),
     );
     assert!(
         result.status.success(),
@@ -255,6 +234,20 @@ fn export(server: &Server, video: &str, language: &str, out: &Path) -> serde_jso
         String::from_utf8_lossy(&result.stderr)
     );
     serde_json::from_slice(&result.stdout).unwrap()
+}
+
+fn platform(server: &Server, video: &str, language: &str, out: &Path) -> serde_json::Value {
+    let args = ["platform", video, "--language", language, "--out"];
+    let mut args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    args.push(out.as_os_str());
+    export(server, &args)
+}
+
+fn bundle(server: &Server, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args: Vec<&std::ffi::OsStr> =
+        vec!["bundle".as_ref(), "--out".as_ref(), out.as_os_str()];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    export(server, &args)
 }
 
 /// Checks one export against its rendition; returns the frames at each
@@ -317,7 +310,7 @@ fn check_export(
 }
 
 #[test]
-fn approved_captions_burned_in_for_platforms() {
+fn platform_and_offline_exports_of_approved_videos() {
     common::ensure_default_models();
     let server = Server::start(&[]);
     let submitter = server.token("studio", "submitter");
@@ -366,7 +359,7 @@ fn approved_captions_burned_in_for_platforms() {
         "Gravity pulls the ball down. The force makes it accelerate toward the ground.",
     );
     let out = dir.path().join("english-platform.mp4");
-    let report = export(&server, &english, "en", &out);
+    let report = platform(&server, &english, "en", &out);
     let (code, vtt) = get(
         &format!("{}/captions/{english}/en.transcript.vtt", server.url),
         None,
@@ -396,7 +389,7 @@ fn approved_captions_burned_in_for_platforms() {
         let image = dir.path().join(format!("en-{i}.pgm"));
         crop_for_ocr(f, *rect, &image);
         let read = ocr(&image, "eng");
-        let e = cer(&read, text);
+        let e = cer("en", &read, text);
         eprintln!("English caption {i}: OCR {read:?} for {text:?}: CER {e:.2}");
         assert!(e <= 0.15, "OCR read {read:?} for {text:?} (CER {e:.2})");
     }
@@ -452,7 +445,7 @@ fn approved_captions_burned_in_for_platforms() {
     // the shapes themselves: a renderer that does not join letters draws
     // one body per letter, a correct one one per joined run.
     let out = dir.path().join("urdu-platform.mp4");
-    let report = export(&server, &urdu, "ur", &out);
+    let report = platform(&server, &urdu, "ur", &out);
     assert!(
         report["font"].as_str().unwrap().contains("Nastaliq"),
         "{report}"
@@ -465,7 +458,7 @@ fn approved_captions_burned_in_for_platforms() {
         let read = ocr(&image, "urd");
         eprintln!(
             "Urdu caption {i}: {text:?}: {letters} letters in {runs} joined runs, {bodies} shapes drawn; OCR {read:?} CER {:.2}",
-            cer(&read, text)
+            cer("ur", &read, text)
         );
         assert!(letters >= 4, "{text:?}");
         assert!(
@@ -473,22 +466,9 @@ fn approved_captions_burned_in_for_platforms() {
             "Urdu drawn unjoined: {bodies} shapes for {runs} joined runs of {letters} letters in {text:?}"
         );
     }
-}
 
-fn bundle(server: &Server, out: &Path, extra: &[&str]) -> serde_json::Value {
-    let result = common::run(
-        common::stemfeed()
-            .env("STEMFEED_DATA_DIR", server.data())
-            .args(["export", "bundle", "--out"])
-            .arg(out)
-            .args(extra),
-    );
-    assert!(
-        result.status.success(),
-        "{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    serde_json::from_slice(&result.stdout).unwrap()
+    // The same two approved videos, on a USB stick for a school.
+    check_offline_bundle(&server, &english, &urdu, dir.path());
 }
 
 /// Every file the bundle's manifest lists is there with its checksum, and
@@ -517,45 +497,10 @@ fn check_bundle_files(dir: &Path) -> serde_json::Value {
     manifest
 }
 
-#[test]
-fn offline_bundle_opens_from_a_usb_stick() {
-    common::ensure_default_models();
-    let server = Server::start(&[]);
-    let submitter = server.token("studio", "submitter");
-    let curator = server.token("desk", "curator");
-    let dir = tempfile::tempdir().unwrap();
-    let english = server.approved_video(
-        &submitter,
-        &curator,
-        dir.path(),
-        "Gravity pulls the ball down. The force makes it accelerate toward the ground.",
-    );
-    let wav = common::espeak(
-        dir.path(),
-        "urdu.wav",
-        "ur",
-        "کشش ثقل گیند کو نیچے کھینچتی ہے۔",
-    );
-    let clip = common::video_with(dir.path(), "urdu.mp4", &wav);
-    let out = server.submit(
-        &submitter,
-        &clip,
-        &["--title", "گیند کیوں گرتی ہے؟", "--language", "ur"],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let urdu = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["video"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    server.wait_for_state(&submitter, &urdu, "in-review", Duration::from_secs(300));
-    assert!(server.decide(&curator, &urdu, "decision=approve") < 400);
-
-    let stick = dir.path().join("usb-stick");
-    let first = bundle(&server, &stick, &[]);
+/// The offline bundle of the two approved videos (`english`, `urdu`).
+fn check_offline_bundle(server: &Server, english: &str, urdu: &str, dir: &Path) {
+    let stick = dir.join("usb-stick");
+    let first = bundle(server, &stick, &[]);
     let ids: Vec<&str> = first["videos"]
         .as_array()
         .unwrap()
@@ -563,12 +508,12 @@ fn offline_bundle_opens_from_a_usb_stick() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 2, "{first}");
-    assert!(ids.contains(&english.as_str()) && ids.contains(&urdu.as_str()));
+    assert!(ids.contains(&english) && ids.contains(&urdu));
     assert!(first["copied_files"].as_u64().unwrap() >= 10, "{first}");
     check_bundle_files(&stick);
 
     // A second export copies nothing.
-    let again = bundle(&server, &stick, &[]);
+    let again = bundle(server, &stick, &[]);
     assert_eq!(
         (
             again["copied_files"].as_u64(),
@@ -581,16 +526,7 @@ fn offline_bundle_opens_from_a_usb_stick() {
 
     // Opened from the stick with the network off, on a machine without a
     // Nastaliq font.
-    let fonts = tempfile::tempdir().unwrap();
-    let fonts_conf = fonts.path().join("fonts.conf");
-    std::fs::write(
-        &fonts_conf,
-        "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
-         <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n\
-         <selectfont><rejectfont><glob>*NotoNastaliq*</glob></rejectfont></selectfont>\n</fontconfig>\n",
-    )
-    .unwrap();
-    let b = Browser::start_with_env(&[("FONTCONFIG_FILE", fonts_conf.display().to_string())]);
+    let b = Browser::start_without_system_nastaliq();
     b.cdp("Network.enable", serde_json::json!({}));
     b.cdp(
         "Network.emulateNetworkConditions",
@@ -669,16 +605,16 @@ fn offline_bundle_opens_from_a_usb_stick() {
 
     // A size budget takes videos while they fit, newest approval first.
     let total = first["total_bytes"].as_u64().unwrap();
-    let small = dir.path().join("small-stick");
+    let small = dir.join("small-stick");
     let budget = (total - 1).to_string();
-    let partial = bundle(&server, &small, &["--max-size", &budget]);
+    let partial = bundle(server, &small, &["--max-size", &budget]);
     assert_eq!(partial["videos"].as_array().unwrap().len(), 1, "{partial}");
     assert_eq!(partial["left_out_for_size"].as_array().unwrap().len(), 1);
     assert!(partial["total_bytes"].as_u64().unwrap() < total);
     check_bundle_files(&small);
 
     // Narrowed to Urdu, the stick loses the English video and gains nothing.
-    let narrowed = bundle(&server, &stick, &["--language", "ur"]);
+    let narrowed = bundle(server, &stick, &["--language", "ur"]);
     assert_eq!(
         narrowed["videos"].as_array().unwrap().len(),
         1,

@@ -98,16 +98,7 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     // The curator's machine has no Nastaliq font: fontconfig hides the
     // system's Noto Nastaliq Urdu from Chromium, so Urdu can only render in
     // it through the web font the server ships.
-    let fonts = tempfile::tempdir().unwrap();
-    let fonts_conf = fonts.path().join("fonts.conf");
-    std::fs::write(
-        &fonts_conf,
-        "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
-         <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n\
-         <selectfont><rejectfont><glob>*NotoNastaliq*</glob></rejectfont></selectfont>\n</fontconfig>\n",
-    )
-    .unwrap();
-    let b = Browser::start_with_env(&[("FONTCONFIG_FILE", fonts_conf.display().to_string())]);
+    let b = Browser::start_without_system_nastaliq();
     // Not logged in: the review queue sends us to the login page.
     b.goto(&format!("{}/review", server.url));
     assert!(b.current_url().ends_with("/login"), "{}", b.current_url());
@@ -299,19 +290,23 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     };
     let before = times(&b);
     let middle = (before[0] + before[1]) / 2.0;
-    b.script(&format!(
-        "document.getElementById('player').currentTime = {middle}; return 0;"
-    ));
-    b.type_into("textarea[name='text_0']", ALT_S, false);
-    wait_for(
-        &b,
-        "the split",
-        &format!(
-            "return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length === {};",
-            cues + 1
-        ),
-    );
-    let split = times(&b);
+    // Alt+S with the playhead in the middle of the first cue: one cue more.
+    let split_first_cue = |b: &Browser| {
+        b.script(&format!(
+            "document.getElementById('player').currentTime = {middle}; return 0;"
+        ));
+        b.type_into("textarea[name='text_0']", ALT_S, false);
+        wait_for(
+            b,
+            "the split",
+            &format!(
+                "return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length === {};",
+                cues + 1
+            ),
+        );
+        times(b)
+    };
+    let split = split_first_cue(&b);
     assert!(
         (split[1] - middle).abs() < 0.05 && split[2] == split[1] && split[0] == before[0],
         "split at {middle}: {split:?}"
@@ -402,19 +397,7 @@ fn curator_edits_a_cue_approves_and_the_feed_shows_it() {
     // Split the first cue at the playhead and save by keyboard: a new
     // version by this curator, with the cues as they were split.
     let edited = "Gravity pulls the ball down, fixed by a curator.";
-    b.script(&format!(
-        "document.getElementById('player').currentTime = {middle}; return 0;"
-    ));
-    b.type_into("textarea[name='text_0']", ALT_S, false);
-    wait_for(
-        &b,
-        "the split",
-        &format!(
-            "return document.querySelectorAll('.track-panel:not([hidden]) li.cue').length === {};",
-            cues + 1
-        ),
-    );
-    let split = times(&b);
+    let split = split_first_cue(&b);
     let halves = (
         b.value("textarea[name='text_0']"),
         b.value("textarea[name='text_1']"),

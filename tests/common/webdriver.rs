@@ -17,6 +17,8 @@ pub struct Browser {
     base: String,
     session: String,
     _profile: tempfile::TempDir,
+    /// The fontconfig file of [`Browser::start_without_system_nastaliq`].
+    _fonts: Option<tempfile::TempDir>,
 }
 
 fn call(method: &str, url: &str, body: Option<Value>) -> Value {
@@ -52,9 +54,28 @@ impl Browser {
         Self::start_with_env(&[])
     }
 
+    /// A browser on a machine without a Nastaliq font, as curators' and
+    /// schools' machines often are: fontconfig hides the system's Noto
+    /// Nastaliq Urdu from Chromium, so Urdu can only render in it through a
+    /// web font the page brings.
+    pub fn start_without_system_nastaliq() -> Self {
+        let fonts = tempfile::tempdir().unwrap();
+        let conf = fonts.path().join("fonts.conf");
+        std::fs::write(
+            &conf,
+            "<?xml version=\"1.0\"?>\n<!DOCTYPE fontconfig SYSTEM \"fonts.dtd\">\n<fontconfig>\n\
+             <include ignore_missing=\"yes\">/etc/fonts/fonts.conf</include>\n\
+             <selectfont><rejectfont><glob>*NotoNastaliq*</glob></rejectfont></selectfont>\n</fontconfig>\n",
+        )
+        .unwrap();
+        let mut b = Self::start_with_env(&[("FONTCONFIG_FILE", conf.display().to_string())]);
+        b._fonts = Some(fonts);
+        b
+    }
+
     /// A browser whose processes get `env` (as chromedriver passes its
     /// environment on to Chromium).
-    pub fn start_with_env(env: &[(&str, String)]) -> Self {
+    fn start_with_env(env: &[(&str, String)]) -> Self {
         for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
             assert!(
                 std::path::Path::new(tool).exists(),
@@ -100,6 +121,7 @@ impl Browser {
             base,
             session,
             _profile: profile,
+            _fonts: None,
         }
     }
 
