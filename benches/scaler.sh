@@ -16,7 +16,9 @@ ffmpeg -hide_banner -loglevel error -y \
   -c:v libx264 -preset veryfast -crf 16 -pix_fmt yuv420p "$work/source.mp4"
 
 rungs=("720 1280" "480 854" "360 640")
-methods=(bilinear2 catrom lanczos)
+# "luma method/chroma resampler": GStreamer scales the 4:2:0 chroma planes
+# with videoscale's chroma-resampler (linear by default), not with `method`.
+methods=(bilinear2/linear catrom/linear lanczos/linear catrom/cubic lanczos/cubic catrom/lanczos)
 
 psnr() { # raw I420 file, width, height -> "y u v average"
   ffmpeg -hide_banner -nostats -f rawvideo -pix_fmt yuv420p -s "$2x$3" -r 30 -i "$1" -i "$work/source.mp4" \
@@ -40,7 +42,7 @@ result=benches/results/scaler.md
     read -r w h <<<"$r"
     for m in "${methods[@]}"; do
       /usr/bin/time -f '%U %S' -o "$work/t" gst-launch-1.0 -q filesrc location="$work/source.mp4" ! decodebin ! videoconvert \
-        ! videoscale method="$m" add-borders=false ! "video/x-raw,width=$w,height=$h,format=I420" ! filesink location="$work/out.yuv"
+        ! videoscale method="${m%/*}" chroma-resampler="${m#*/}" add-borders=false ! "video/x-raw,width=$w,height=$h,format=I420" ! filesink location="$work/out.yuv"
       echo "| ${w}x${h} | gstreamer $m | $(psnr "$work/out.yuv" "$w" "$h" | tr ' ' '|' | sed 's/|/ | /g') | $(awk '{print $1 + $2}' "$work/t") |"
     done
     /usr/bin/time -f '%U %S' -o "$work/t" ffmpeg -hide_banner -loglevel error -y -i "$work/source.mp4" \
@@ -52,9 +54,9 @@ result=benches/results/scaler.md
   for r in "480 854" "360 640"; do
     read -r w h <<<"$r"
     /usr/bin/time -f '%U %S' -o "$work/t" gst-launch-1.0 -q filesrc location="$work/source.mp4" ! decodebin ! videoconvert \
-      ! videoscale method=catrom add-borders=false ! "video/x-raw,width=720,height=1280,format=I420" \
-      ! videoscale method=catrom add-borders=false ! "video/x-raw,width=$w,height=$h" ! filesink location="$work/out.yuv"
-    echo "| ${w}x${h} | gstreamer catrom from 720p | $(psnr "$work/out.yuv" "$w" "$h" | tr ' ' '|' | sed 's/|/ | /g') | $(awk '{print $1 + $2}' "$work/t") |"
+      ! videoscale method=catrom chroma-resampler=cubic add-borders=false ! "video/x-raw,width=720,height=1280,format=I420" \
+      ! videoscale method=catrom chroma-resampler=cubic add-borders=false ! "video/x-raw,width=$w,height=$h" ! filesink location="$work/out.yuv"
+    echo "| ${w}x${h} | gstreamer catrom/cubic from 720p | $(psnr "$work/out.yuv" "$w" "$h" | tr ' ' '|' | sed 's/|/ | /g') | $(awk '{print $1 + $2}' "$work/t") |"
   done
 } > "$result"
 cat "$result"

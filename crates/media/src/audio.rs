@@ -166,11 +166,41 @@ pub fn to_asr_pcm(
     watchdog: Watchdog,
 ) -> Result<Vec<f32>, MediaError> {
     const STAGE: &str = "ASR audio";
+    let (collected, collect) = capped_collector(path, STAGE, ASR_RATE, 1, max_samples);
+    let chain = [crate::make("audioconvert")?, crate::make("audioresample")?];
+    through(
+        path,
+        STAGE,
+        (samples, rate, channels),
+        &chain,
+        (ASR_RATE, 1),
+        watchdog,
+        collect,
+    )?;
+    Ok(std::mem::take(
+        &mut *collected.lock().unwrap_or_else(|p| p.into_inner()),
+    ))
+}
+
+/// Pushes interleaved f32 `samples` at `rate` × `channels` through `chain`
+/// (fresh elements, linked in order) and hands what comes out, as
+/// interleaved f32 at `out_rate` × `out_channels`, to `consume`. `path`
+/// names the upload in errors; the run is bounded by the input's duration
+/// and the watchdog.
+pub(crate) fn through(
+    path: &Path,
+    stage: &'static str,
+    (samples, rate, channels): (Vec<f32>, u32, u32),
+    chain: &[gst::Element],
+    (out_rate, out_channels): (i32, i32),
+    watchdog: Watchdog,
+    consume: impl FnMut(&[f32]) -> Result<(), MediaError> + Send + 'static,
+) -> Result<(), MediaError> {
     crate::init()?;
     let (rate_hz, channel_count) = (rate.max(1), channels.max(1));
     let frames = samples.len() / channel_count as usize;
     let seconds = frames as f64 / f64::from(rate_hz);
-    let monitor = Monitor::new(path, STAGE, DecodeLimit::for_declared(seconds));
+    let monitor = Monitor::new(path, stage, DecodeLimit::for_declared(seconds));
     let caps = gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
         .field("rate", rate_hz as i32)
@@ -181,16 +211,18 @@ pub fn to_asr_pcm(
         .caps(&caps)
         .format(gst::Format::Time)
         .build();
-    let pipeline = gst::Pipeline::with_name("asr-audio");
-    let convert = crate::make("audioconvert")?;
-    let resample = crate::make("audioresample")?;
-    let (collected, collect) = capped_collector(path, STAGE, ASR_RATE, 1, max_samples);
-    let sink = f32_sink(ASR_RATE, 1, Arc::clone(&monitor), collect);
+    let pipeline = gst::Pipeline::with_name("audio-samples");
+    let sink = f32_sink(out_rate, out_channels, Arc::clone(&monitor), consume);
+    let mut elements: Vec<&gst::Element> = vec![src.upcast_ref()];
+    elements.extend(chain);
+    elements.push(sink.upcast_ref());
     pipeline
-        .add_many([src.upcast_ref(), &convert, &resample, sink.upcast_ref()])
+        .add_many(elements.iter().copied())
         .expect("fresh elements add to a fresh pipeline");
-    gst::Element::link_many([src.upcast_ref(), &convert, &resample, sink.upcast_ref()])
-        .expect("static audio chain links");
+    gst::Element::link_many(elements.iter().copied()).map_err(|e| MediaError::Build {
+        stage,
+        reason: format!("cannot link the audio chain: {e}"),
+    })?;
     // Fed a second at a time as the chain asks, so the samples are not
     // copied twice over.
     let chunk = (rate_hz * channel_count) as usize;
@@ -224,10 +256,7 @@ pub fn to_asr_pcm(
             })
             .build(),
     );
-    run_to_eos(&pipeline, &monitor, watchdog, |_, _| {})?;
-    Ok(std::mem::take(
-        &mut *collected.lock().unwrap_or_else(|p| p.into_inner()),
-    ))
+    run_to_eos(&pipeline, &monitor, watchdog, |_, _| {})
 }
 
 fn no_audio(path: &Path, stage: &'static str) -> MediaError {

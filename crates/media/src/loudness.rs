@@ -15,10 +15,18 @@
 //! oversampled by the EBU meter) and recovers with a 100 ms time constant,
 //! as broadcast limiters and ffmpeg's `loudnorm` do. The transcoder applies
 //! the same curve to the same decoded samples, counted from the first.
+//!
+//! AAC adds to the peaks it is given (libavcodec's encoder up to 3 dB at
+//! 32 kbit/s mono), so the plan is checked the way a viewer's player meets
+//! it: the processed audio is encoded at each of the profile's audio
+//! bitrates, decoded and metered, and planned again with more headroom
+//! until the encoded peak stays under the ceiling.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use gst::prelude::*;
+use gstreamer as gst;
 use serde::Serialize;
 
 use crate::error::MediaError;
@@ -32,16 +40,23 @@ const SILENCE_LUFS: f64 = -70.0;
 const MAX_BOOST_DB: f64 = 24.0;
 /// The limiter takes at most this much off a peak; beyond it the gain is
 /// lowered instead (heavier limiting audibly flattens speech).
-const MAX_LIMITING_DB: f64 = 12.0;
-/// Kept between the limiter's ceiling and the profile's: AAC encoding
-/// overshoots peaks a little. (Not enough for libavcodec's encoder at
-/// 32 kbit/s, the data-saver's rate: on real read speech limited to −3 dBTP
-/// it peaked at up to +0.1 dBTP, against −2.4 to −2.8 dBTP at 64 kbit/s;
-/// 4 dB of headroom there made a peaky recording miss −14 LUFS by 4 LU.)
-const CODEC_HEADROOM_DB: f64 = 2.0;
+const MAX_LIMITING_DB: f64 = 16.0;
+/// First guess at what AAC encoding adds to the true peak: the limiter's
+/// ceiling sits this far under the profile's. The guess is then checked by
+/// encoding the limited audio at each of the profile's audio bitrates,
+/// decoding it and metering it again ([`encoded_true_peak`]); where a
+/// bitrate overshoots (libavcodec's encoder at 32 kbit/s mono added up to
+/// 3 dB to real read speech), the headroom grows by the overshoot and the
+/// plan is made again.
+const CODEC_HEADROOM_DB: f64 = 1.0;
+/// Rounds of plan → encode → meter before the result is taken as it is.
+const CODEC_ROUNDS: usize = 5;
+/// The encoded true peak is aimed this far under the ceiling, so another
+/// meter's oversampling (ffmpeg's ebur128 at 192 kHz) reads it under too.
+const METER_MARGIN_DB: f64 = 0.3;
 const BLOCKS_PER_SECOND: u32 = 1000;
 const ATTACK_BLOCKS: usize = 5;
-const RELEASE_BLOCKS: f32 = 100.0;
+const RELEASE_BLOCKS: f32 = 40.0;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Loudness {
@@ -62,6 +77,14 @@ pub struct Loudness {
     pub limiter_max_reduction_db: f64,
     /// True peak after the gain and the limiter, dBTP.
     pub output_true_peak_dbtp: Option<f64>,
+    /// How far under the true-peak ceiling the limiter aimed, to leave room
+    /// for what AAC encoding adds, dB.
+    pub codec_headroom_db: f64,
+    /// True peak of that audio once AAC-encoded at each of the profile's
+    /// audio bitrates and decoded again (the highest), dBTP: what the
+    /// renditions measure. `None` when nothing was encoded (silence, or no
+    /// audio rung).
+    pub encoded_true_peak_dbtp: Option<f64>,
     /// The limiter's gain curve, for the transcoder.
     #[serde(skip)]
     pub limiter: Option<Arc<GainEnvelope>>,
@@ -152,6 +175,7 @@ pub fn measure(
     channels: u32,
     target_lufs: f64,
     true_peak_max_dbtp: f64,
+    codec_kbps: &[u32],
     limit: DecodeLimit,
     asr_max_samples: usize,
     watchdog: Watchdog,
@@ -188,19 +212,72 @@ pub fn measure(
     let integrated = meter.loudness_global().map_err(|e| fail(path, e))?;
     let peak = max_true_peak(&meter, channels).map_err(|e| fail(path, e))?;
     let measured_true_peak = (peak > 0.0).then(|| 20.0 * peak.log10());
-    let mut loudness = plan(
-        (integrated.is_finite() && integrated > SILENCE_LUFS).then_some(integrated),
-        measured_true_peak,
-        target_lufs,
-        true_peak_max_dbtp,
-    );
+    let measured = (integrated.is_finite() && integrated > SILENCE_LUFS).then_some(integrated);
     let samples = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
-    if let (Some(measured), Some(tp)) = (loudness.measured_lufs, measured_true_peak) {
-        let wanted = (target_lufs - measured).min(MAX_BOOST_DB);
-        if tp + wanted > true_peak_max_dbtp - CODEC_HEADROOM_DB {
-            limit_peaks(&mut loudness, &samples, rate, channels, wanted)
-                .map_err(|e| fail(path, e))?;
+    let plan_with = |headroom: f64| -> Result<Loudness, MediaError> {
+        // The plain gain stops short of the ceiling by the headroom too.
+        let mut loudness = plan(
+            measured,
+            measured_true_peak,
+            target_lufs,
+            true_peak_max_dbtp - headroom,
+        );
+        loudness.true_peak_max_dbtp = true_peak_max_dbtp;
+        loudness.codec_headroom_db = headroom;
+        if let (Some(measured), Some(tp)) = (measured, measured_true_peak) {
+            let wanted = (target_lufs - measured).min(MAX_BOOST_DB);
+            if tp + wanted > true_peak_max_dbtp - headroom {
+                limit_peaks(&mut loudness, &samples, rate, channels, wanted)
+                    .map_err(|e| fail(path, e))?;
+            }
         }
+        Ok(loudness)
+    };
+    let encode = |loudness: &mut Loudness| -> Result<f64, MediaError> {
+        let processed = loudness.process(&samples, channels);
+        let mut encoded = f64::NEG_INFINITY;
+        for &kbps in codec_kbps {
+            let peak = encoded_true_peak(path, processed.clone(), rate, channels, kbps, watchdog)?;
+            encoded = encoded.max(peak);
+        }
+        loudness.encoded_true_peak_dbtp = encoded.is_finite().then_some(encoded);
+        Ok(encoded - (true_peak_max_dbtp - METER_MARGIN_DB))
+    };
+    let mut headroom = CODEC_HEADROOM_DB;
+    let mut loudness = plan_with(headroom)?;
+    if measured.is_some() && !codec_kbps.is_empty() {
+        // The encoder's overshoot depends on the waveform the plan makes,
+        // so each round plans again with the headroom grown by what the
+        // last one overshot.
+        let mut kept: Option<Loudness> = None;
+        let mut last_over = 0.0;
+        for _ in 0..CODEC_ROUNDS {
+            let over = encode(&mut loudness)?;
+            if over <= 0.0 {
+                kept = Some(loudness.clone());
+                break;
+            }
+            last_over = over;
+            headroom += over + 0.1;
+            loudness = plan_with(headroom)?;
+        }
+        loudness = match kept {
+            Some(kept) => kept,
+            None => {
+                // No plan stayed under: lower the last one's gain by what it
+                // overshot, and record what that measures.
+                let mut lowered = plan_with(headroom - last_over - 0.1)?;
+                let cut = last_over + 0.1;
+                lowered.applied_gain_db -= cut;
+                lowered.expected_lufs = lowered.expected_lufs.map(|l| l - cut);
+                lowered.output_true_peak_dbtp = lowered.output_true_peak_dbtp.map(|p| p - cut);
+                lowered.limited_by = Some(format!(
+                    "AAC encoding raised the peaks: gain lowered by {cut:.1} dB"
+                ));
+                encode(&mut lowered)?;
+                lowered
+            }
+        };
     }
     let asr_pcm =
         crate::audio::to_asr_pcm(path, samples, rate, channels, asr_max_samples, watchdog)?;
@@ -226,7 +303,7 @@ fn limit_peaks(
 ) -> Result<(), ebur128::Error> {
     let block_frames = (rate / BLOCKS_PER_SECOND).max(1) as usize;
     let peaks = block_true_peaks(samples, rate, channels, block_frames)?;
-    let peak_ceiling_db = loudness.true_peak_max_dbtp - CODEC_HEADROOM_DB;
+    let peak_ceiling_db = loudness.true_peak_max_dbtp - loudness.codec_headroom_db;
     let mut gain_db = wanted_db;
     let mut ceiling_db = peak_ceiling_db;
     let mut limited_by = None;
@@ -334,8 +411,82 @@ pub fn plan(measured: Option<f64>, true_peak: Option<f64>, target: f64, ceiling:
         limited_by,
         limiter_max_reduction_db: 0.0,
         output_true_peak_dbtp: true_peak.map(|tp| tp + gain),
+        codec_headroom_db: 0.0,
+        encoded_true_peak_dbtp: None,
         limiter: None,
     }
+}
+
+impl Loudness {
+    /// `samples` (interleaved, counted from the programme's first frame) as
+    /// the renditions carry them: the gain, then the limiter's curve.
+    pub fn process(&self, samples: &[f32], channels: u32) -> Vec<f32> {
+        let gain = 10f32.powf(self.applied_gain_db as f32 / 20.0);
+        let mut out: Vec<f32> = samples.iter().map(|s| s * gain).collect();
+        if let Some(limiter) = &self.limiter {
+            limiter.apply(0, &mut out, channels as usize);
+        }
+        out
+    }
+}
+
+/// The true peak (dBTP, all channels) of `samples` once encoded by the
+/// renditions' AAC encoder at `kbps` and decoded again: the same
+/// audioconvert → avenc_aac the transcoder runs, then avdec_aac and the
+/// EBU meter. `path` names the upload in errors.
+fn encoded_true_peak(
+    path: &Path,
+    samples: Vec<f32>,
+    rate: u32,
+    channels: u32,
+    kbps: u32,
+    watchdog: Watchdog,
+) -> Result<f64, MediaError> {
+    const STAGE: &str = "loudness (encoded peak)";
+    let fail = |e: ebur128::Error| MediaError::Input {
+        path: path.to_path_buf(),
+        stage: STAGE,
+        reason: format!("EBU R128 measurement failed: {e}"),
+    };
+    let meter = ebur128::EbuR128::new(channels, rate, ebur128::Mode::TRUE_PEAK).map_err(fail)?;
+    let meter = Arc::new(Mutex::new(meter));
+    let feed = Arc::clone(&meter);
+    let owned = path.to_path_buf();
+    let aac = crate::make("avenc_aac")?;
+    aac.set_property("bitrate", i32::try_from(kbps * 1000).unwrap_or(i32::MAX));
+    let chain = [
+        crate::make("audioconvert")?,
+        aac,
+        crate::make("aacparse")?,
+        crate::make("avdec_aac")?,
+        crate::make("audioconvert")?,
+        crate::make("audioresample")?,
+    ];
+    crate::audio::through(
+        path,
+        STAGE,
+        (samples, rate, channels),
+        &chain,
+        (rate as i32, channels as i32),
+        watchdog,
+        move |frames| {
+            feed.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add_frames_f32(frames)
+                .map_err(|e| MediaError::Input {
+                    path: owned.clone(),
+                    stage: STAGE,
+                    reason: format!("EBU R128 measurement failed: {e}"),
+                })
+        },
+    )?;
+    let meter = meter.lock().unwrap_or_else(|p| p.into_inner());
+    let peak = max_true_peak(&meter, channels).map_err(fail)?;
+    Ok(if peak > 0.0 {
+        20.0 * peak.log10()
+    } else {
+        f64::NEG_INFINITY
+    })
 }
 
 #[cfg(test)]

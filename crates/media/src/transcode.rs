@@ -457,6 +457,7 @@ fn add_rung(
     // The profile's method (catrom by default: sharper than bilinear2 at
     // 2:1 and below, benches/results/scaler.md).
     scale.set_property_from_str("method", &profile.video.scaler);
+    scale.set_property_from_str("chroma-resampler", &profile.video.chroma_scaler);
     // Even dimensions can differ from the exact aspect by a fraction of a
     // pixel (1080x1920 → 480x854); stretch by that fraction rather than
     // letting videoscale pad black borders that shift the whole picture.

@@ -181,6 +181,7 @@ fn a_file_lying_about_its_duration_is_refused_by_the_loudness_pass() {
         2,
         -14.0,
         -1.0,
+        &[],
         DecodeLimit::for_declared(info.duration_s),
         asr_sample_cap(180.0),
         WATCHDOG,
@@ -238,6 +239,7 @@ fn loudness_metered_as_frames_arrive_matches_the_whole_file_measurement() {
             2,
             -14.0,
             -1.0,
+            &[],
             DecodeLimit::for_declared(declared),
             asr_sample_cap(180.0),
             WATCHDOG,
@@ -313,7 +315,7 @@ fn the_asr_audio_is_refused_past_its_cap() {
     // The loudness pass, which makes the pipeline's ASR audio, keeps the
     // same cap.
     let measure = |cap: usize| {
-        stemfeed_media::loudness::measure(&path, 48_000, 2, -14.0, -1.0, limit, cap, WATCHDOG)
+        stemfeed_media::loudness::measure(&path, 48_000, 2, -14.0, -1.0, &[], limit, cap, WATCHDOG)
     };
     let err = measure(16_000).unwrap_err();
     assert!(

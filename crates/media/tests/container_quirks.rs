@@ -119,6 +119,7 @@ fn loudness(
         2,
         -14.0,
         -1.0,
+        &[],
         DecodeLimit::for_declared(declared_s),
         asr_sample_cap(fast_profile().limits.max_duration_s),
         WATCHDOG,

@@ -263,6 +263,14 @@ pub struct Loudness {
     /// True peak after the gain and the limiter, dBTP.
     #[serde(default)]
     pub output_true_peak_dbtp: Option<f64>,
+    /// How far under the ceiling the limiter aimed, for what AAC encoding
+    /// adds to the peaks, dB.
+    #[serde(default)]
+    pub codec_headroom_db: f64,
+    /// True peak once AAC-encoded at the profile's audio bitrates and
+    /// decoded (the highest), dBTP: what the renditions measure.
+    #[serde(default)]
+    pub encoded_true_peak_dbtp: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -135,12 +135,18 @@ pub fn prepare(
     // any video is encoded.
     let pass = if accepted.has_audio {
         let a = &job.profile.audio;
+        // Every audio bitrate a rung may use: the encoded true peak is
+        // checked at each.
+        let mut codec_kbps: Vec<u32> = job.profile.rungs.iter().map(|r| r.audio_kbps).collect();
+        codec_kbps.sort_unstable();
+        codec_kbps.dedup();
         let pass = stemfeed_media::loudness::measure(
             &job.input,
             a.sample_rate,
             a.channels,
             a.loudness_target_lufs,
             a.true_peak_max_dbtp,
+            &codec_kbps,
             DecodeLimit::for_declared(info.duration_s),
             asr_sample_cap(job.profile.limits.max_duration_s),
             Watchdog::new(transcode_timeout(info.duration_s)),
@@ -228,6 +234,8 @@ pub fn prepare(
             limited_by: l.limited_by,
             limiter_max_reduction_db: l.limiter_max_reduction_db,
             output_true_peak_dbtp: l.output_true_peak_dbtp,
+            codec_headroom_db: l.codec_headroom_db,
+            encoded_true_peak_dbtp: l.encoded_true_peak_dbtp,
         }),
         asr_pcm,
         asr_samples,
