@@ -874,10 +874,24 @@ fn glossary(c: &Catalog) {
     assert!(got[0].updated_ms > 0);
 }
 
+/// Curators' priority: normal when submitted, set to high or low, clamped,
+/// and refused for a video that does not exist.
+fn priority(c: &Catalog) {
+    let submitted = c.submit(&upload(41), 3).unwrap();
+    let id = submitted.video_id().to_owned();
+    assert_eq!(c.video(&id).unwrap().unwrap().priority, 0);
+    assert!(c.set_priority(&id, 1).unwrap());
+    assert_eq!(c.video(&id).unwrap().unwrap().priority, 1);
+    assert!(c.set_priority(&id, -5).unwrap());
+    assert_eq!(c.video(&id).unwrap().unwrap().priority, -1);
+    assert!(!c.set_priority("no-such-video", 1).unwrap());
+}
+
 /// A named behaviour, run on a fresh catalog of each backend.
 type Scenario = (&'static str, fn(&Catalog));
 
-const SCENARIOS: [Scenario; 7] = [
+const SCENARIOS: [Scenario; 8] = [
+    ("priority", priority),
     ("glossary", glossary),
     ("phases", phases),
     ("ingest_leases", ingest_leases),

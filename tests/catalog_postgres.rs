@@ -178,7 +178,7 @@ fn concurrent_first_opens_on_empty_databases() {
 }
 
 /// Migrations a new catalog records (1–9 today).
-const MIGRATION_COUNT: i64 = 9;
+const MIGRATION_COUNT: i64 = 10;
 
 /// PostgreSQL stopped and started again under a running process: calls
 /// while it is down fail with a transient error that says so; afterwards
@@ -353,6 +353,7 @@ fn legacy_postgres_catalog_is_carried_over() {
              ALTER TABLE jobs DROP COLUMN phase, DROP COLUMN handoff;
              DROP TABLE glossary;
              DROP TABLE curator_accuracy;
+             ALTER TABLE videos DROP COLUMN priority;
              UPDATE jobs SET cancel_requested = 1 WHERE id = {stranded};"
         ))
         .unwrap();

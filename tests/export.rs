@@ -108,6 +108,40 @@ fn ocr(image: &Path, lang: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// The words Tesseract reads in `image`, each with its left edge (pixels).
+fn ocr_words(image: &Path, lang: &str) -> Vec<(u32, String)> {
+    let out = Command::new("tesseract")
+        .arg(image)
+        .args(["-", "-l", lang, "--psm", "6", "tsv"])
+        .output()
+        .expect("tesseract (scripts/setup.sh installs tesseract-ocr)");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let text = f.get(11)?.trim();
+            if text.is_empty() {
+                return None;
+            }
+            Some((f[6].parse().ok()?, text.to_owned()))
+        })
+        .collect()
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The Urdu captions the curator approves for the platform export.
+const URDU_CUE: &str = "کشش ثقل گیند کو نیچے کھینچتی ہے";
+const MIXED_CUE: &str = "Newton کا قانون: قوت 100 نیوٹن";
+
 /// Character error rate of `got` against `want`, as `stemfeed eval asr`
 /// scores transcripts (case, punctuation and script variants forgiven).
 fn cer(language: &str, got: &str, want: &str) -> f64 {
@@ -312,10 +346,25 @@ fn check_export(
 #[test]
 fn platform_and_offline_exports_of_approved_videos() {
     common::ensure_default_models();
-    let server = Server::start(&[]);
+    // The default profile, asking for platform exports on approval.
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let profile = dir.path().join("profile.toml");
+    let shipped = std::fs::read_to_string(root.join("pipelines/short-form.toml")).unwrap();
+    std::fs::write(
+        &profile,
+        format!("{shipped}\n[platform]\non_approval = true\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("stemfeed.toml");
+    std::fs::write(
+        &config,
+        format!("[worker]\nprofile = {:?}\n", profile.to_str().unwrap()),
+    )
+    .unwrap();
+    let server = Server::start(&["--config", config.to_str().unwrap()]);
     let submitter = server.token("studio", "submitter");
     let curator = server.token("desk", "curator");
-    let dir = tempfile::tempdir().unwrap();
 
     // Only approved videos are exported, with a clear error.
     let wav = common::espeak(
@@ -349,6 +398,21 @@ fn platform_and_offline_exports_of_approved_videos() {
         "{why}"
     );
     assert!(!dir.path().join("refused.mp4").exists());
+    // The curator's version: one all-Urdu caption, and one that starts with
+    // an English term and carries a number (an Urdu line that starts with
+    // "Newton" is laid out left to right unless it is marked).
+    let form = format!(
+        "n=2&start_0=0.2&end_0=1.6&text_0={}&start_1=1.8&end_1=3.2&text_1={}",
+        urlencode(URDU_CUE),
+        urlencode(MIXED_CUE)
+    );
+    assert!(
+        server.post_form(
+            &curator,
+            &format!("/review/{urdu}/captions/ur.transcript"),
+            &form
+        ) < 400
+    );
     assert!(server.decide(&curator, &urdu, "decision=approve") < 400);
 
     // English: every caption reads back.
@@ -396,8 +460,24 @@ fn platform_and_offline_exports_of_approved_videos() {
 
     // The same export from the review page: made in the background by a
     // separate process, then offered to curators (only) as a download.
+    // This profile asks for it on approval, so it is made (or being made)
+    // already; a curator can make it again.
     let page = |b: &str| get(&format!("{}/review/{b}", server.url), Some(&curator)).1;
+    let exported = |video: &str, language: &str| {
+        let link = format!("/review/{video}/exports/{language}.mp4");
+        let start = std::time::Instant::now();
+        while !page(video).contains(&link) {
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "the {language} export of {video} never finished: {}",
+                page(video)
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        link
+    };
     assert!(page(&english).contains("<li class=\"export\" data-language=\"en\">"));
+    exported(&english, "en");
     assert!(
         server.post_form(
             &curator,
@@ -405,16 +485,7 @@ fn platform_and_offline_exports_of_approved_videos() {
             "language=en"
         ) < 400
     );
-    let link = format!("/review/{english}/exports/en.mp4");
-    let start = std::time::Instant::now();
-    while !page(&english).contains(&link) {
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "the export never finished: {}",
-            page(&english)
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let link = exported(&english, "en");
     let resp = common::server::agent()
         .get(&format!("{}{link}", server.url))
         .header("authorization", &format!("Bearer {curator}"))
@@ -450,7 +521,34 @@ fn platform_and_offline_exports_of_approved_videos() {
         report["font"].as_str().unwrap().contains("Nastaliq"),
         "{report}"
     );
-    for (i, (f, rect, text)) in check_export(&server, &report, &out).iter().enumerate() {
+    let captions = check_export(&server, &report, &out);
+    let texts: Vec<&str> = captions.iter().map(|c| c.2.as_str()).collect();
+    assert_eq!(
+        texts,
+        [URDU_CUE, MIXED_CUE],
+        "the approved cues, as written"
+    );
+    for (i, (f, rect, text)) in captions.iter().enumerate() {
+        if text.contains("Newton") {
+            // Right to left: "Newton", first in the text, is drawn right of
+            // "100", read by Tesseract's English model with its position.
+            let image = dir.path().join(format!("ur-mixed-{i}.pgm"));
+            crop_for_ocr(f, *rect, &image);
+            let words = ocr_words(&image, "eng");
+            let x = |w: &str| {
+                words
+                    .iter()
+                    .find(|(_, t)| t.contains(w))
+                    .map(|(x, _)| *x)
+                    .unwrap_or_else(|| panic!("OCR found no {w:?} in {words:?}"))
+            };
+            eprintln!("mixed Urdu caption {i}: {text:?}: words at {words:?}");
+            assert!(
+                x("Newto") > x("100"),
+                "{text:?} drawn left to right: {words:?}"
+            );
+            continue;
+        }
         let (runs, letters) = joining_runs(text);
         let bodies = blobs(f, *rect, 150);
         let image = dir.path().join(format!("ur-{i}.pgm"));
@@ -467,8 +565,11 @@ fn platform_and_offline_exports_of_approved_videos() {
         );
     }
 
+    // The Urdu video's export was made on approval too.
+    exported(&urdu, "ur");
+
     // The same two approved videos, on a USB stick for a school.
-    check_offline_bundle(&server, &english, &urdu, dir.path());
+    check_offline_bundle(&server, &curator, &english, &urdu, dir.path());
 }
 
 /// Every file the bundle's manifest lists is there with its checksum, and
@@ -498,7 +599,7 @@ fn check_bundle_files(dir: &Path) -> serde_json::Value {
 }
 
 /// The offline bundle of the two approved videos (`english`, `urdu`).
-fn check_offline_bundle(server: &Server, english: &str, urdu: &str, dir: &Path) {
+fn check_offline_bundle(server: &Server, curator: &str, english: &str, urdu: &str, dir: &Path) {
     let stick = dir.join("usb-stick");
     let first = bundle(server, &stick, &[]);
     let ids: Vec<&str> = first["videos"]
@@ -603,12 +704,26 @@ fn check_offline_bundle(server: &Server, english: &str, urdu: &str, dir: &Path) 
     b.screenshot(&artifacts.join("bundle-urdu-video.png"));
     drop(b);
 
-    // A size budget takes videos while they fit, newest approval first.
+    // A size budget takes videos while they fit, the curators' priority
+    // first, then the newest approval: the Urdu video, approved first but
+    // marked high on its review page, goes on the stick.
     let total = first["total_bytes"].as_u64().unwrap();
     let small = dir.join("small-stick");
     let budget = (total - 1).to_string();
+    assert!(server.post_form(curator, &format!("/review/{urdu}/priority"), "priority=1") < 400);
+    assert_eq!(
+        server.post_form(curator, &format!("/review/{urdu}/priority"), "priority=7"),
+        400,
+        "a priority outside high/normal/low is refused"
+    );
+    let (_, page) = get(&format!("{}/review/{urdu}", server.url), Some(curator));
+    assert!(
+        page.contains(r#"<option value="1" selected>high</option>"#),
+        "{page}"
+    );
     let partial = bundle(server, &small, &["--max-size", &budget]);
     assert_eq!(partial["videos"].as_array().unwrap().len(), 1, "{partial}");
+    assert_eq!(partial["videos"][0], urdu, "{partial}");
     assert_eq!(partial["left_out_for_size"].as_array().unwrap().len(), 1);
     assert!(partial["total_bytes"].as_u64().unwrap() < total);
     check_bundle_files(&small);

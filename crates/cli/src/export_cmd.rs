@@ -87,7 +87,10 @@ pub fn run(cmd: ExportCommand, config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 fn platform(args: &PlatformArgs, config: &Config) -> anyhow::Result<ExitCode> {
-    let profile = crate::probe_cmd::load_profile(args.profile.as_deref())?;
+    // The jobs' profile unless one is named: its `[platform]` settings.
+    let profile = crate::probe_cmd::load_profile(
+        args.profile.as_deref().or(config.worker.profile.as_deref()),
+    )?;
     let p = &profile.platform;
     if args.out.exists() && !args.force {
         bail!("{} exists; pass --force to replace it", args.out.display());
@@ -145,12 +148,29 @@ fn platform(args: &PlatformArgs, config: &Config) -> anyhow::Result<ExitCode> {
         bottom,
         crf: p.quantizer,
     };
+    // Each drawn line is its own paragraph to Pango, which takes its
+    // direction from the first strong character: an Urdu line that starts
+    // with "Newton" or "100" would be laid out left to right, its words in
+    // reverse. Marked as the WebVTT tracks are (a right-to-left mark first,
+    // English terms and numbers isolated) after wrapping, so every line
+    // keeps the track's direction.
+    let drawn: Vec<TimedText> = cues
+        .iter()
+        .map(|c| TimedText {
+            text: if nastaliq {
+                bidi::mark_rtl_text(&c.text)
+            } else {
+                c.text.clone()
+            },
+            ..c.clone()
+        })
+        .collect();
     let result = burnin::burn(
         &input,
         &partial,
         p.width,
         p.height,
-        &cues,
+        &drawn,
         &style,
         DecodeLimit::for_declared(source.duration_s),
         Watchdog::new(Duration::from_secs(60) + Duration::from_secs_f64(source.duration_s * 20.0)),
@@ -488,6 +508,7 @@ async fn bundle_into(
         "total_bytes": total,
         "videos": chosen.iter().map(|v| serde_json::json!({
             "id": v.id,
+            "priority": v.priority,
             "title": v.title,
             "language": v.language,
             "subject": v.subject.as_ref().map(|s| &s.0),

@@ -96,7 +96,13 @@ pub async fn app(
         server,
         uploads: tus::Uploads::new(uploads),
         manifests: stemfeed_server::cache::ManifestCache::default(),
-        exports: stemfeed_server::export::Exports::new(config.data_dir.clone()),
+        exports: stemfeed_server::export::Exports::new(
+            config.data_dir.clone(),
+            config.worker.profile.clone(),
+            crate::probe_cmd::load_profile(config.worker.profile.as_deref())?
+                .platform
+                .on_approval,
+        ),
         accuracy_refresh: Default::default(),
     }))
 }

@@ -53,6 +53,10 @@ pub struct PlatformSettings {
     pub max_lines: usize,
     /// x264 quantizer for the re-encoded picture (lower is better).
     pub quantizer: u32,
+    /// Make the export of every approved caption track as soon as a video
+    /// is approved (otherwise a curator starts one from the review page or
+    /// `stemfeed export platform`).
+    pub on_approval: bool,
 }
 
 impl Default for PlatformSettings {
@@ -67,6 +71,7 @@ impl Default for PlatformSettings {
             nastaliq_font_px: 50,
             max_lines: 2,
             quantizer: 20,
+            on_approval: false,
         }
     }
 }

@@ -171,7 +171,7 @@ pub fn to_asr_pcm(
     through(
         path,
         STAGE,
-        (samples, rate, channels),
+        (Arc::new(samples), rate, channels),
         &chain,
         (ASR_RATE, 1),
         watchdog,
@@ -190,7 +190,7 @@ pub fn to_asr_pcm(
 pub(crate) fn through(
     path: &Path,
     stage: &'static str,
-    (samples, rate, channels): (Vec<f32>, u32, u32),
+    (samples, rate, channels): (Arc<Vec<f32>>, u32, u32),
     chain: &[gst::Element],
     (out_rate, out_channels): (i32, i32),
     watchdog: Watchdog,

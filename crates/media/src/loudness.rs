@@ -234,11 +234,25 @@ pub fn measure(
         Ok(loudness)
     };
     let encode = |loudness: &mut Loudness| -> Result<f64, MediaError> {
-        let processed = loudness.process(&samples, channels);
+        let processed = Arc::new(loudness.process(&samples, channels));
+        // One encoder per bitrate, side by side (nothing else runs yet).
+        let peaks: Vec<Result<f64, MediaError>> = std::thread::scope(|scope| {
+            let runs: Vec<_> = codec_kbps
+                .iter()
+                .map(|&kbps| {
+                    let processed = Arc::clone(&processed);
+                    scope.spawn(move || {
+                        encoded_true_peak(path, processed, rate, channels, kbps, watchdog)
+                    })
+                })
+                .collect();
+            runs.into_iter()
+                .map(|r| r.join().expect("an encoder check does not panic"))
+                .collect()
+        });
         let mut encoded = f64::NEG_INFINITY;
-        for &kbps in codec_kbps {
-            let peak = encoded_true_peak(path, processed.clone(), rate, channels, kbps, watchdog)?;
-            encoded = encoded.max(peak);
+        for peak in peaks {
+            encoded = encoded.max(peak?);
         }
         loudness.encoded_true_peak_dbtp = encoded.is_finite().then_some(encoded);
         Ok(encoded - (true_peak_max_dbtp - METER_MARGIN_DB))
@@ -436,7 +450,7 @@ impl Loudness {
 /// EBU meter. `path` names the upload in errors.
 fn encoded_true_peak(
     path: &Path,
-    samples: Vec<f32>,
+    samples: Arc<Vec<f32>>,
     rate: u32,
     channels: u32,
     kbps: u32,

@@ -288,6 +288,9 @@ pub struct Video {
     pub created_ms: i64,
     /// Where the published outputs are (`videos/<id>`), once a job completed.
     pub output_prefix: Option<String>,
+    /// Curators' priority: 1 high, 0 normal, -1 low. Size-budgeted exports
+    /// take higher first.
+    pub priority: i8,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -382,11 +385,11 @@ pub struct Event {
     pub detail: Option<String>,
 }
 
-const VIDEO_COLS: &str = "id, sha256, source_key, original_name, title, description, creator, language_hint, grade_hint, size_bytes, created_ms, output_prefix";
+const VIDEO_COLS: &str = "id, sha256, source_key, original_name, title, description, creator, language_hint, grade_hint, size_bytes, created_ms, output_prefix, priority";
 const JOB_COLS: &str = "id, video_id, state, attempts, max_attempts, lease_owner, progress, last_error, cancel_requested, created_ms, updated_ms, crash_count, phase, handoff";
 /// Columns in [`JOB_COLS`] and [`VIDEO_COLS`].
 const JOB_WIDTH: usize = 14;
-const VIDEO_WIDTH: usize = 12;
+const VIDEO_WIDTH: usize = 13;
 
 fn video_of(r: &Row) -> Video {
     Video {
@@ -402,6 +405,7 @@ fn video_of(r: &Row) -> Video {
         size_bytes: r.i64(9).max(0) as u64,
         created_ms: r.i64(10),
         output_prefix: r.opt_text(11),
+        priority: r.i64(12).clamp(-1, 1) as i8,
     }
 }
 
@@ -549,7 +553,7 @@ impl Catalog {
         self.pool.tx(|c| {
             let inserted = c.exec(
                 &format!(
-                    "INSERT INTO videos ({VIDEO_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {now}, NULL) ON CONFLICT (sha256) DO NOTHING"
+                    "INSERT INTO videos ({VIDEO_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, {now}, NULL, 0) ON CONFLICT (sha256) DO NOTHING"
                 ),
                 &[
                     id.clone().into(),

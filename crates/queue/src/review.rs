@@ -761,6 +761,18 @@ impl Catalog {
         })
     }
 
+    /// Sets a video's curator priority (clamped to -1..=1, see
+    /// [`crate::Video::priority`]); whether the video exists.
+    pub fn set_priority(&self, video: &str, priority: i8) -> Result<bool, QueueError> {
+        let priority = i64::from(priority.clamp(-1, 1));
+        self.pool.with(|c| {
+            Ok(c.exec(
+                "UPDATE videos SET priority = $1 WHERE id = $2",
+                &[priority.into(), video.into()],
+            )? > 0)
+        })
+    }
+
     /// Adds `term` to the glossary of `language`, or replaces its variants.
     pub fn set_glossary_term(
         &self,

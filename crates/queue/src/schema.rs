@@ -248,6 +248,13 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
         PRIMARY KEY (language, model)
     );",
     ),
+    (
+        10,
+        "video_priority",
+        // Curators' priority for a video (1 high, 0 normal, -1 low): what a
+        // size-budgeted export (an offline bundle) takes first.
+        "ALTER TABLE videos ADD COLUMN priority BIGINT NOT NULL DEFAULT 0;",
+    ),
 ];
 
 /// Our migrations for `dialect`, as refinery sees them.

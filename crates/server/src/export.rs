@@ -93,6 +93,8 @@ pub struct BundleTrack {
 #[derive(Debug, Clone)]
 pub struct BundleVideo {
     pub id: String,
+    /// Curators' priority (1 high, 0 normal, -1 low).
+    pub priority: i8,
     pub title: String,
     pub language: Option<String>,
     pub duration_s: f64,
@@ -114,7 +116,13 @@ pub async fn bundle_videos(
     smallest: bool,
 ) -> Result<Vec<BundleVideo>, ApiError> {
     let mut rows = app.db(|c| c.videos_in(&[JobState::Approved])).await?;
-    rows.sort_by(|(a, ja), (b, jb)| jb.updated_ms.cmp(&ja.updated_ms).then(a.id.cmp(&b.id)));
+    // Curators' priority first, then the newest approval.
+    rows.sort_by(|(a, ja), (b, jb)| {
+        b.priority
+            .cmp(&a.priority)
+            .then(jb.updated_ms.cmp(&ja.updated_ms))
+            .then(a.id.cmp(&b.id))
+    });
     let mut out = Vec::new();
     for (video, _) in rows {
         let v = match view::load(app, &video.id).await {
@@ -138,6 +146,7 @@ pub async fn bundle_videos(
         let tags = v.tags.as_ref();
         out.push(BundleVideo {
             id: v.video.id.clone(),
+            priority: v.video.priority,
             title: v.title().to_owned(),
             language: v.language().map(str::to_owned),
             duration_s: v.duration_s(),
@@ -311,6 +320,12 @@ pub struct Exports {
     states: std::sync::Mutex<std::collections::HashMap<(String, String), ExportState>>,
     /// One export encodes at a time: the web server's box is not a worker.
     slots: std::sync::Arc<tokio::sync::Semaphore>,
+    /// The jobs' profile file (`[worker] profile`), handed to the export
+    /// process for its `[platform]` settings; the built-in one when `None`.
+    profile: Option<std::path::PathBuf>,
+    /// The profile's `platform.on_approval`: export each approved track
+    /// when its video is approved.
+    on_approval: bool,
 }
 
 /// An export that has not (yet) produced its file.
@@ -329,11 +344,17 @@ pub fn export_key(video: &str, language: &str) -> String {
 }
 
 impl Exports {
-    pub fn new(data_dir: std::path::PathBuf) -> Self {
+    pub fn new(
+        data_dir: std::path::PathBuf,
+        profile: Option<std::path::PathBuf>,
+        on_approval: bool,
+    ) -> Self {
         Self {
             data_dir,
             states: Default::default(),
             slots: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+            profile,
+            on_approval,
         }
     }
 
@@ -396,6 +417,31 @@ pub async fn start(app: &std::sync::Arc<App>, video: &str, language: &str) -> Re
     Ok(())
 }
 
+/// After `video` was approved: where the profile asks for it
+/// (`platform.on_approval`), starts the platform export of each language
+/// with an approved track. A failure to start is logged, never the
+/// decision's failure.
+pub async fn after_approval(app: &std::sync::Arc<App>, video: &str) {
+    if !app.exports.on_approval {
+        return;
+    }
+    let v = match crate::view::load(app, video).await {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(video = %video, "no platform export on approval: {}", e.1);
+            return;
+        }
+    };
+    let mut languages: Vec<String> = v.public_tracks().map(|t| t.language.clone()).collect();
+    languages.sort();
+    languages.dedup();
+    for language in languages {
+        if let Err(e) = start(app, video, &language).await {
+            tracing::warn!(video = %video, language = %language, "no platform export on approval: {}", e.1);
+        }
+    }
+}
+
 async fn run_export(app: &App, video: &str, language: &str) -> Result<(), String> {
     let dir = app.exports.data_dir.join("exports-partial").join(format!(
         "{video}-{language}-{}",
@@ -405,16 +451,13 @@ async fn run_export(app: &App, video: &str, language: &str) -> Result<(), String
     let out = dir.join("platform.mp4");
     let result = async {
         let exe = std::env::current_exe().map_err(|e| format!("finding stemfeed: {e}"))?;
-        let child = tokio::process::Command::new(exe)
-            .args([
-                "export",
-                "platform",
-                video,
-                "--language",
-                language,
-                "--force",
-                "--out",
-            ])
+        let mut command = tokio::process::Command::new(exe);
+        command.args(["export", "platform", video, "--language", language]);
+        if let Some(profile) = &app.exports.profile {
+            command.arg("--profile").arg(profile);
+        }
+        let child = command
+            .args(["--force", "--out"])
             .arg(&out)
             .env("STEMFEED_DATA_DIR", &app.exports.data_dir)
             .stdin(std::process::Stdio::null())

@@ -237,6 +237,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/review/{video}/decision", post(ui::video_decision))
         .route("/review/bulk-approve", post(ui::bulk_approve))
         .route("/review/{video}/export", post(ui::start_export))
+        .route("/review/{video}/priority", post(ui::set_priority))
         .route("/review/{video}/exports/{file}", get(ui::get_export))
         .route("/review/glossary/{language}", post(ui::glossary_add))
         .route(

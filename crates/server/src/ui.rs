@@ -337,6 +337,7 @@ pub async fn video_page(
         history: &v.history,
         glossaries: &glossaries,
         exports: &exports,
+        priority: v.video.priority,
         tags: v.tags.as_ref(),
         tags_version: v.tags_version,
         subject: v.tags.as_ref().map_or(OFF_TOPIC, Tags::primary_subject),
@@ -682,6 +683,9 @@ pub async fn video_decision(
         }
         tracing::info!(video = %id, approve, by = %caller.name, "video decided");
         crate::stats::refresh_soon(&app);
+        if approve {
+            crate::export::after_approval(&app, &id).await;
+        }
         Ok(())
     }
     .await;
@@ -731,6 +735,7 @@ pub async fn bulk_approve(
                 return Err(format!("it is {}, not processed", v.job.state.as_str()));
             }
             tracing::info!(video = %id, by = %caller.name, "video approved in bulk");
+            crate::export::after_approval(&app, id).await;
             Ok(())
         }
         .await;
@@ -886,6 +891,41 @@ pub async fn start_export(
         glossary_language(&language)?;
         crate::export::start(&app, &id, &language).await?;
         tracing::info!(video = %id, language = %language, by = %caller.name, "platform export started");
+        Ok(())
+    }
+    .await;
+    back_to_video(&id, result)
+}
+
+/// `POST /review/{video}/priority`: sets the video's curator priority
+/// (`priority` 1, 0 or -1), which size-budgeted offline bundles follow.
+pub async fn set_priority(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Form(form): FormData,
+) -> Response {
+    let caller = match curator_form(&app, &headers, &form).await {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
+    let result = async {
+        view::check_video_id(&id)?;
+        let priority = form
+            .get("priority")
+            .and_then(|p| p.trim().parse::<i8>().ok())
+            .filter(|p| (-1..=1).contains(p))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "priority must be 1 (high), 0 (normal) or -1 (low)",
+                )
+            })?;
+        let vid = id.clone();
+        if !app.db(move |c| c.set_priority(&vid, priority)).await? {
+            return Err(ApiError::not_found());
+        }
+        tracing::info!(video = %id, priority, by = %caller.name, "priority set");
         Ok(())
     }
     .await;

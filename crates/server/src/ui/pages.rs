@@ -267,6 +267,9 @@ pub struct VideoPage<'a> {
     /// Platform exports, per language with an approved track (approved
     /// videos only).
     pub exports: &'a [ExportRow],
+    /// Curators' priority (1 high, 0 normal, -1 low): what a size-budgeted
+    /// offline bundle takes first.
+    pub priority: i8,
     pub tags: Option<&'a Tags>,
     pub tags_version: i64,
     /// The subject filed now (off-topic when none).
@@ -432,6 +435,19 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                     input name="reason" placeholder="reason (for a rejection)" aria-label="Reason for rejecting the video";
                     button name="decision" value="approve" id="approve-video" { "Approve video" }
                     button name="decision" value="reject" id="reject-video" { "Reject video" }
+                }
+                form.priority method="post" action={ "/review/" (v.id) "/priority" } {
+                    (csrf_field(csrf))
+                    label {
+                        "Priority in offline bundles "
+                        select name="priority" {
+                            @for (value, name) in [(1, "high"), (0, "normal"), (-1, "low")] {
+                                option value=(value) selected[v.priority == value] { (name) }
+                            }
+                        }
+                    }
+                    " "
+                    button #set-priority { "Set priority" }
                 }
                 (exports_section(v.id, v.exports, csrf))
                 form.tags method="post" action={ "/review/" (v.id) "/tags" } {
@@ -787,6 +803,7 @@ mod tests {
             history,
             glossaries: &glossaries,
             exports: &[],
+            priority: 0,
             tags: Some(&tags),
             tags_version: 3,
             subject: "physics",
