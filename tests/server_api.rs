@@ -161,6 +161,10 @@ fn every_route_checks_its_role() {
         format!("/review/{fake}/tags"),
         format!("/review/{fake}/captions/en.transcript"),
         format!("/review/{fake}/captions/en.transcript/decision"),
+        format!("/review/{fake}/priority"),
+        format!("/review/{fake}/export"),
+        "/review/bulk-approve".to_owned(),
+        "/review/glossary/ur".to_owned(),
     ] {
         let post = |t: Option<&str>| {
             let mut r = agent()
@@ -278,6 +282,11 @@ fn names_from_clients_never_become_paths() {
     let (_, status) = get(&format!("{}/api/videos/{video}", server.url), Some(&token));
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     assert_eq!(status["file"], "evil.mp4", "{status}");
+    assert_eq!(
+        (status["state"].as_str(), status["phase"].as_str()),
+        (Some("queued"), Some("transcode")),
+        "{status}"
+    );
     assert!(!Path::new("/tmp/evil\n.mp4").exists());
     // Stored under its content hash, nowhere else.
     assert!(
@@ -363,4 +372,71 @@ fn an_interrupted_upload_resumes_to_the_identical_file() {
         .unwrap();
     let jobs: serde_json::Value = serde_json::from_slice(&jobs.stdout).unwrap();
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+}
+
+/// Curators' forms refuse what they cannot act on, with the reason, and
+/// change nothing: glossary entries past the limits, a priority outside
+/// high/normal/low, bulk approval with nothing chosen or of a video that
+/// is not processed, exports of a video that does not exist.
+#[test]
+fn curator_forms_refuse_bad_input() {
+    let server = Server::start(&["--no-worker"]);
+    let curator = server.token("reviewer", "curator");
+    let fake = "v00000000000000000000";
+    let post = |path: &str, form: &str| -> (u16, String) {
+        let resp = agent()
+            .post(&format!("{}{path}", server.url))
+            .header("authorization", &format!("Bearer {curator}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .send(form.as_bytes())
+            .unwrap();
+        let code = resp.status().as_u16();
+        (code, resp.into_body().read_to_string().unwrap_or_default())
+    };
+    let long = "a".repeat(81);
+    let many: Vec<String> = (0..21).map(|i| format!("v{i}")).collect();
+    for (form, why) in [
+        (format!("term={long}&variants=x"), "1 to 80 characters"),
+        ("term=&variants=x".to_owned(), "1 to 80 characters"),
+        ("term=a%0Ab&variants=x".to_owned(), "1 to 80 characters"),
+        (
+            format!("term=force&variants={}", many.join("%2C")),
+            "1 to 20 spellings",
+        ),
+        ("term=force&variants=".to_owned(), "1 to 20 spellings"),
+        (format!("term=force&variants={long}"), "1 to 20 spellings"),
+    ] {
+        let (code, body) = post("/review/glossary/en", &form);
+        assert_eq!(code, 400, "{form}: {body}");
+        assert!(body.contains(why), "{form}: {body}");
+    }
+    assert_eq!(post("/review/glossary/xx-evil", "term=a&variants=b").0, 404);
+    let (code, body) = get(&format!("{}/review", server.url), Some(&curator));
+    assert_eq!(code, 200);
+    assert!(!body.contains(&long), "a refused glossary entry was stored");
+
+    for form in ["priority=2", "priority=-2", "priority=high", "priority="] {
+        let (code, body) = post(&format!("/review/{fake}/priority"), form);
+        assert_eq!(code, 400, "{form}: {body}");
+        assert!(body.contains("priority must be"), "{form}: {body}");
+    }
+    assert_eq!(
+        post(&format!("/review/{fake}/priority"), "priority=1").0,
+        404
+    );
+    assert_eq!(post("/review/..%2Fetc/priority", "priority=1").0, 404);
+
+    let (code, body) = post("/review/bulk-approve", "");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("no video was selected"), "{body}");
+    let (code, body) = post("/review/bulk-approve", &format!("video_{fake}=on"));
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(fake), "each refused video is named: {body}");
+
+    let (code, body) = post(&format!("/review/{fake}/export"), "language=ur");
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(
+        post(&format!("/review/{fake}/export"), "language=..").0,
+        404
+    );
 }

@@ -525,6 +525,11 @@ pub struct UploadStatus {
     title: String,
     /// The latest job's; `None` before one exists.
     state: Option<&'static str>,
+    /// The part of the job it is at or waiting for: `transcode` or
+    /// `captions`. Where transcode and caption workers are separate pools,
+    /// `queued` with `captions` means transcoded and waiting for a caption
+    /// worker.
+    phase: Option<&'static str>,
     progress: Option<f64>,
     attempts: Option<u32>,
     error: Option<String>,
@@ -553,6 +558,7 @@ pub async fn status(
         file: video.original_name,
         title: video.title,
         state: job.map(|j| j.state.as_str()),
+        phase: job.map(|j| j.phase.as_str()),
         progress: job.map(|j| j.progress),
         attempts: job.map(|j| j.attempts),
         error: job.and_then(|j| j.last_error.clone()),
