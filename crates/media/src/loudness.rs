@@ -12,7 +12,7 @@
 //!
 //! The limiter's gain is one value per millisecond: it ramps down linearly
 //! over a 5 ms look-ahead before each peak (measured as a true peak, 4×
-//! oversampled by the EBU meter) and recovers with a 100 ms time constant,
+//! oversampled by the EBU meter) and recovers with a 40 ms time constant,
 //! as broadcast limiters and ffmpeg's `loudnorm` do. The transcoder applies
 //! the same curve to the same decoded samples, counted from the first.
 //!
