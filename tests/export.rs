@@ -424,6 +424,11 @@ fn platform_and_offline_exports_of_approved_videos() {
     );
     let out = dir.path().join("english-platform.mp4");
     let report = platform(&server, &english, "en", &out);
+    // Drawn in a child without the network or files beyond its work
+    // directory, where this kernel allows (it says what held).
+    let files = report["isolation"]["files"].as_str().unwrap_or_default();
+    assert!(!files.is_empty(), "{report}");
+    eprintln!("burn-in isolation: {}", report["isolation"]);
     let (code, vtt) = get(
         &format!("{}/captions/{english}/en.transcript.vtt", server.url),
         None,

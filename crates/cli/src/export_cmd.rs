@@ -18,7 +18,6 @@ use clap::{Args, Subcommand};
 use stemfeed_captions::bidi;
 use stemfeed_core::Config;
 use stemfeed_media::burnin::{self, Style, TimedText};
-use stemfeed_media::limits::{DecodeLimit, Watchdog};
 use stemfeed_server::{ServerSettings, tus};
 
 #[derive(Debug, Subcommand)]
@@ -139,7 +138,6 @@ fn platform(args: &PlatformArgs, config: &Config) -> anyhow::Result<ExitCode> {
         p.max_lines,
         stemfeed_captions::segment::graphemes,
     );
-    let partial = args.out.with_extension("partial.mp4");
     let style = Style {
         font: font.to_owned(),
         size_px: size,
@@ -165,22 +163,27 @@ fn platform(args: &PlatformArgs, config: &Config) -> anyhow::Result<ExitCode> {
             ..c.clone()
         })
         .collect();
-    let result = burnin::burn(
-        &input,
-        &partial,
-        p.width,
-        p.height,
-        &drawn,
-        &style,
-        DecodeLimit::for_declared(source.duration_s),
-        Watchdog::new(Duration::from_secs(60) + Duration::from_secs_f64(source.duration_s * 20.0)),
-    );
-    if let Err(e) = result {
+    // Drawn in an isolated child with no credentials, inside the work
+    // directory; copied to the destination once complete.
+    let burned = work.path().join("burned.mp4");
+    let request = crate::burnin_cmd::BurnRequest {
+        input: input.clone(),
+        output: burned.clone(),
+        width: p.width,
+        height: p.height,
+        cues: drawn,
+        style,
+        duration_s: source.duration_s,
+    };
+    let isolation = crate::burnin_cmd::burn_isolated(&request)
+        .with_context(|| format!("burning {} into {}", source.track, args.video))?;
+    let partial = args.out.with_extension("partial.mp4");
+    let placed =
+        std::fs::copy(&burned, &partial).and_then(|_| std::fs::rename(&partial, &args.out));
+    if let Err(e) = placed {
         let _ = std::fs::remove_file(&partial);
-        return Err(e).with_context(|| format!("burning {} into {}", source.track, args.video));
+        return Err(e).with_context(|| format!("writing {}", args.out.display()));
     }
-    std::fs::rename(&partial, &args.out)
-        .with_context(|| format!("writing {}", args.out.display()))?;
     let report = serde_json::json!({
         "video": args.video,
         "title": source.title,
@@ -194,6 +197,7 @@ fn platform(args: &PlatformArgs, config: &Config) -> anyhow::Result<ExitCode> {
         "safe_area": { "left": left, "right": p.width - right, "bottom": p.height - bottom },
         "font": format!("{font} {size}px"),
         "max_line": max_line,
+        "isolation": isolation,
     });
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)

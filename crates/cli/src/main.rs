@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use stemfeed_core::Config;
 
 mod accounts_cmd;
+mod burnin_cmd;
 mod captions_cmd;
 mod doctor;
 mod eval_cmd;
@@ -85,6 +86,9 @@ enum Command {
     /// Internal: the isolated process a worker runs one stage in.
     #[command(hide = true)]
     Stage(stage_cmd::StageArgs),
+    /// Internal: the isolated process a platform export draws captions in.
+    #[command(hide = true)]
+    BurnIn(burnin_cmd::BurnInArgs),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // may know) and must not read the operator's file of credentials.
     let command = match cli.command {
         Command::Stage(args) => return Ok(stage_cmd::run(&args)),
+        Command::BurnIn(args) => return Ok(burnin_cmd::run(&args)),
         other => other,
     };
     let mut config = Config::load(cli.config.as_deref()).context("loading configuration")?;
@@ -126,7 +131,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Transcribe(args) => transcribe::run(&args, &config),
         Command::Eval(cmd) => eval_cmd::run(cmd, &config),
         Command::Export(cmd) => export_cmd::run(cmd, &config),
-        Command::Stage(_) => unreachable!("handled before the configuration is read"),
+        Command::Stage(_) | Command::BurnIn(_) => {
+            unreachable!("handled before the configuration is read")
+        }
     }
 }
 

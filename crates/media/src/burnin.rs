@@ -96,7 +96,7 @@ pub fn wrap(
 }
 
 /// One caption to draw: seconds, and its lines.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TimedText {
     pub start: f64,
     pub end: f64,
@@ -104,7 +104,7 @@ pub struct TimedText {
 }
 
 /// Where and how captions are drawn, in pixels of the output frame.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Style {
     /// Pango font family ("Noto Nastaliq Urdu", "Noto Sans").
     pub font: String,
@@ -186,6 +186,11 @@ pub fn burn(
     enc.set_property_from_str("pass", "quant");
     enc.set_property("quantizer", style.crf);
     mux.set_property("faststart", true);
+    // Its temporary file beside the output, not in the system's temporary
+    // directory (which a confined process cannot write).
+    let mut moov = output.as_os_str().to_owned();
+    moov.push(".moov-tmp");
+    mux.set_property("faststart-file", std::path::PathBuf::from(moov));
     // x264 holds back a second or more of frames (look-ahead) while the
     // muxer waits for them; the demuxer must meanwhile be able to queue
     // that much audio, or it blocks and the video never arrives.

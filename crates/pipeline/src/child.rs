@@ -216,26 +216,16 @@ fn confine(
     gpu: bool,
     reads_input: bool,
 ) -> Result<&'static str, String> {
-    use landlock::{
-        ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
-        RulesetStatus, Scope, path_beneath_rules,
-    };
     for dir in [&job.out, &job.scratch] {
         std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     }
-    let registry = gst_registry_dir();
-    if let Some(dir) = &registry {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let abi = ABI::V6;
-    let mut read: Vec<PathBuf> = READ_ONLY.iter().map(PathBuf::from).collect();
+    let mut read: Vec<PathBuf> = Vec::new();
     if reads_input {
         read.push(job.input.clone());
     }
     read.push(settings.models_dir.clone());
     read.extend(settings.tagging.taxonomy.clone());
-    let mut write: Vec<PathBuf> = vec![job.out.clone(), job.scratch.clone(), "/dev/null".into()];
-    write.extend(registry);
+    let mut write: Vec<PathBuf> = vec![job.out.clone(), job.scratch.clone()];
     // GPUs are device files, for the recogniser only.
     if gpu {
         if let Ok(entries) = std::fs::read_dir("/dev") {
@@ -246,6 +236,26 @@ fn confine(
         }
         write.push("/dev/dri".into());
     }
+    confine_to(read, write)
+}
+
+/// Landlock for a media process: it can read only the system's libraries
+/// and fonts and `read`, and write only files and directories under
+/// `write` (and GStreamer's registry cache), never signal or ptrace a
+/// process outside its sandbox. Best effort, as [`confine`] says.
+pub fn confine_to(mut read: Vec<PathBuf>, mut write: Vec<PathBuf>) -> Result<&'static str, String> {
+    use landlock::{
+        ABI, Access, AccessFs, CompatLevel, Compatible, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        RulesetStatus, Scope, path_beneath_rules,
+    };
+    let registry = gst_registry_dir();
+    if let Some(dir) = &registry {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let abi = ABI::V6;
+    read.extend(READ_ONLY.iter().map(PathBuf::from));
+    write.push("/dev/null".into());
+    write.extend(registry);
     // Writing means files and directories: no links (a symbolic or hard link
     // in the outputs would make the worker upload what it points at), no
     // device nodes, FIFOs or sockets, nothing executed from there.

@@ -40,6 +40,12 @@ const KEPT_ENV: &[&str] = &[
     "LD_LIBRARY_PATH",
 ];
 
+/// The kept part of this process's environment ([`KEPT_ENV`]), for any
+/// child that works on media and must not hold credentials.
+pub fn kept_env() -> impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)> {
+    std::env::vars_os().filter(|(k, _)| KEPT_ENV.iter().any(|kept| k == kept))
+}
+
 /// The test-only fault switch travels to the child in debug builds only.
 const TEST_ENV: &[&str] = if cfg!(debug_assertions) {
     &[crate::child_env::FAULT]
