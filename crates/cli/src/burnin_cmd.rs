@@ -18,9 +18,6 @@ use stemfeed_media::burnin::{self, Style, TimedText};
 use stemfeed_media::limits::{DecodeLimit, Watchdog};
 use stemfeed_pipeline::child::{self, ChildLimits};
 
-/// A request is the cue list and a few settings: small.
-const MAX_REQUEST: u64 = 16 << 20;
-
 #[derive(Debug, Args)]
 pub struct BurnInArgs {
     /// CPU seconds over all threads.
@@ -54,7 +51,7 @@ pub fn run(args: &BurnInArgs) -> ExitCode {
         .and_then(|hardening| {
             let mut text = String::new();
             std::io::stdin()
-                .take(MAX_REQUEST)
+                .take(child::MAX_REQUEST)
                 .read_to_string(&mut text)
                 .context("reading the request")?;
             let request: BurnRequest =
@@ -125,13 +122,7 @@ pub fn burn_isolated(request: &BurnRequest) -> anyhow::Result<serde_json::Value>
             .unwrap_or(serde_json::Value::Null));
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let why = stderr
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message")
-        .trim_start_matches("burn-in: ")
-        .to_owned();
+    let why = stemfeed_server::export::last_message(&stderr).trim_start_matches("burn-in: ");
     match std::os::unix::process::ExitStatusExt::signal(&output.status) {
         Some(signal) => bail!(
             "the burn-in process was killed by signal {signal} (its limits: {cpu_seconds} CPU seconds, 8 GiB): {why}"

@@ -180,11 +180,7 @@ pub fn measure(
     asr_max_samples: usize,
     watchdog: Watchdog,
 ) -> Result<AudioPass, MediaError> {
-    let fail = |path: &Path, e: ebur128::Error| MediaError::Input {
-        path: path.to_path_buf(),
-        stage: STAGE,
-        reason: format!("EBU R128 measurement failed: {e}"),
-    };
+    let fail = |path: &Path, e| r128_failed(path, STAGE, e);
     let meter = ebur128::EbuR128::new(channels, rate, ebur128::Mode::I | ebur128::Mode::TRUE_PEAK)
         .map_err(|e| fail(path, e))?;
     let meter = Arc::new(Mutex::new(meter));
@@ -263,39 +259,39 @@ pub fn measure(
         // The encoder's overshoot depends on the waveform the plan makes,
         // so each round plans again with the headroom grown by what the
         // last one overshot.
-        let mut kept: Option<Loudness> = None;
-        let mut last_over = 0.0;
-        for _ in 0..CODEC_ROUNDS {
+        for round in 1..=CODEC_ROUNDS {
             let over = encode(&mut loudness)?;
             if over <= 0.0 {
-                kept = Some(loudness.clone());
                 break;
             }
-            last_over = over;
+            if round == CODEC_ROUNDS {
+                // No plan stayed under: lower this one's gain by what it
+                // overshot, and record what that measures.
+                let cut = over + 0.1;
+                loudness.applied_gain_db -= cut;
+                loudness.expected_lufs = loudness.expected_lufs.map(|l| l - cut);
+                loudness.output_true_peak_dbtp = loudness.output_true_peak_dbtp.map(|p| p - cut);
+                loudness.limited_by = Some(format!(
+                    "AAC encoding raised the peaks: gain lowered by {cut:.1} dB"
+                ));
+                encode(&mut loudness)?;
+                break;
+            }
             headroom += over + 0.1;
             loudness = plan_with(headroom)?;
         }
-        loudness = match kept {
-            Some(kept) => kept,
-            None => {
-                // No plan stayed under: lower the last one's gain by what it
-                // overshot, and record what that measures.
-                let mut lowered = plan_with(headroom - last_over - 0.1)?;
-                let cut = last_over + 0.1;
-                lowered.applied_gain_db -= cut;
-                lowered.expected_lufs = lowered.expected_lufs.map(|l| l - cut);
-                lowered.output_true_peak_dbtp = lowered.output_true_peak_dbtp.map(|p| p - cut);
-                lowered.limited_by = Some(format!(
-                    "AAC encoding raised the peaks: gain lowered by {cut:.1} dB"
-                ));
-                encode(&mut lowered)?;
-                lowered
-            }
-        };
     }
     let asr_pcm =
         crate::audio::to_asr_pcm(path, samples, rate, channels, asr_max_samples, watchdog)?;
     Ok(AudioPass { loudness, asr_pcm })
+}
+
+fn r128_failed(path: &Path, stage: &'static str, e: ebur128::Error) -> MediaError {
+    MediaError::Input {
+        path: path.to_path_buf(),
+        stage,
+        reason: format!("EBU R128 measurement failed: {e}"),
+    }
 }
 
 fn max_true_peak(meter: &ebur128::EbuR128, channels: u32) -> Result<f64, ebur128::Error> {
@@ -457,11 +453,7 @@ fn encoded_true_peak(
     watchdog: Watchdog,
 ) -> Result<f64, MediaError> {
     const STAGE: &str = "loudness (encoded peak)";
-    let fail = |e: ebur128::Error| MediaError::Input {
-        path: path.to_path_buf(),
-        stage: STAGE,
-        reason: format!("EBU R128 measurement failed: {e}"),
-    };
+    let fail = |e| r128_failed(path, STAGE, e);
     let meter = ebur128::EbuR128::new(channels, rate, ebur128::Mode::TRUE_PEAK).map_err(fail)?;
     let meter = Arc::new(Mutex::new(meter));
     let feed = Arc::clone(&meter);
@@ -487,11 +479,7 @@ fn encoded_true_peak(
             feed.lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .add_frames_f32(frames)
-                .map_err(|e| MediaError::Input {
-                    path: owned.clone(),
-                    stage: STAGE,
-                    reason: format!("EBU R128 measurement failed: {e}"),
-                })
+                .map_err(|e| r128_failed(&owned, STAGE, e))
         },
     )?;
     let meter = meter.lock().unwrap_or_else(|p| p.into_inner());

@@ -18,7 +18,7 @@ use crate::error::{Fault, Stage, StageError};
 use crate::stages;
 
 /// A request is a job description: small.
-const MAX_REQUEST: u64 = 16 << 20;
+pub const MAX_REQUEST: u64 = 16 << 20;
 
 /// Limits the parent asked for (`Limits::args`).
 #[derive(Debug, Clone, Default)]

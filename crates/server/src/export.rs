@@ -432,14 +432,21 @@ pub async fn after_approval(app: &std::sync::Arc<App>, video: &str) {
             return;
         }
     };
-    let mut languages: Vec<String> = v.public_tracks().map(|t| t.language.clone()).collect();
-    languages.sort();
-    languages.dedup();
-    for language in languages {
+    for language in v.public_languages() {
         if let Err(e) = start(app, video, &language).await {
             tracing::warn!(video = %video, language = %language, "no platform export on approval: {}", e.1);
         }
     }
+}
+
+/// What a failed export process said last: its last non-empty line.
+pub fn last_message(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
 }
 
 async fn run_export(app: &App, video: &str, language: &str) -> Result<(), String> {
@@ -471,12 +478,7 @@ async fn run_export(app: &App, video: &str, language: &str) -> Result<(), String
             .map_err(|e| format!("starting the export: {e}"))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
-            let last = stderr
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("no message");
-            return Err(last.trim().chars().take(400).collect());
+            return Err(last_message(&stderr).chars().take(400).collect());
         }
         app.store
             .put_file(&export_key(video, language), &out)

@@ -848,10 +848,8 @@ async fn platform_exports(
     if v.job.state != JobState::Approved {
         return Ok(Vec::new());
     }
-    let mut languages: Vec<String> = v.public_tracks().map(|t| t.language.clone()).collect();
-    languages.dedup();
     let mut rows = Vec::new();
-    for language in languages {
+    for language in v.public_languages() {
         let state = match app.exports.state(&v.video.id, &language) {
             Some(crate::export::ExportState::Running) => pages::ExportState::Running,
             other => {

@@ -128,6 +128,17 @@ impl VideoView {
             .iter()
             .filter(|t| crate::media::track_public(&self.job, &self.history, &t.track, t.version))
     }
+
+    /// The languages of [`Self::public_tracks`], each once, in track order.
+    pub fn public_languages(&self) -> Vec<String> {
+        let mut languages: Vec<String> = Vec::new();
+        for t in self.public_tracks() {
+            if !languages.contains(&t.language) {
+                languages.push(t.language.clone());
+            }
+        }
+        languages
+    }
 }
 
 /// `m:ss`, as the queue and the offline bundle show durations.
