@@ -190,7 +190,20 @@ pub fn burn(
     // directory (which a confined process cannot write).
     let mut moov = output.as_os_str().to_owned();
     moov.push(".moov-tmp");
-    mux.set_property("faststart-file", std::path::PathBuf::from(moov));
+    let moov = std::path::PathBuf::from(moov);
+    // mp4mux does not report a temporary file it cannot open: it stalls
+    // until the watchdog. Try it first, so that fails at once and says why.
+    std::fs::File::create(&moov)
+        .and_then(|_| std::fs::remove_file(&moov))
+        .map_err(|e| MediaError::Input {
+            path: input.to_path_buf(),
+            stage: STAGE,
+            reason: format!(
+                "the muxer's temporary file {} cannot be written: {e}",
+                moov.display()
+            ),
+        })?;
+    mux.set_property("faststart-file", moov);
     // x264 holds back a second or more of frames (look-ahead) while the
     // muxer waits for them; the demuxer must meanwhile be able to queue
     // that much audio, or it blocks and the video never arrives.
@@ -325,6 +338,37 @@ mod tests {
             end,
             text: text.to_owned(),
         }
+    }
+
+    #[test]
+    fn a_muxer_file_that_cannot_be_written_fails_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = dir.path().join("out.mp4");
+        // A directory where the muxer's temporary file would go.
+        std::fs::create_dir(dir.path().join("out.mp4.moov-tmp")).unwrap();
+        let err = burn(
+            &dir.path().join("in.mp4"),
+            &output,
+            320,
+            568,
+            &[cue(0.0, 1.0, "hello")],
+            &Style {
+                font: "Noto Sans".into(),
+                size_px: 20,
+                left: 10,
+                right: 10,
+                bottom: 10,
+                crf: 30,
+            },
+            DecodeLimit::for_declared(1.0),
+            Watchdog::new(std::time::Duration::from_secs(60)),
+        )
+        .expect_err("the muxer cannot write its file");
+        assert!(
+            err.to_string()
+                .contains("out.mp4.moov-tmp cannot be written"),
+            "{err}"
+        );
     }
 
     #[test]
