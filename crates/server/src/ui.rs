@@ -551,6 +551,7 @@ fn edited_tags(
         keywords: Vec::new(),
         evidence: Vec::new(),
         undetermined: None,
+        classifier: None,
         edited_by: None,
     });
     tags.version = TAGS_VERSION;

@@ -2,23 +2,27 @@
 //! off-topic flag, hashtags and search keywords, from a video's transcript,
 //! its English translation, title and description.
 //!
-//! A lexicon classifier over the taxonomy in `pipelines/taxonomy.toml`: every
-//! term found (longest match first, on normalised and plural-stripped words)
-//! adds to its topic a weight that shrinks when the term belongs to several
-//! topics and grows for multi-word phrases. It is deterministic, explains
-//! itself (the evidence lists each matched term with its source and time) and
-//! runs in well under a millisecond per video. Pure Rust: this crate builds
-//! without GStreamer or whisper.cpp.
+//! Two parts. A lexicon classifier over the taxonomy in
+//! `pipelines/taxonomy.toml`: every term found (longest match first, on
+//! normalised and plural-stripped words) adds to its topic a weight that
+//! shrinks when the term belongs to several topics and grows for multi-word
+//! phrases; it supplies topics, evidence (each matched term with its source
+//! and time), grade bands and keywords. And a learned model ([`learned`])
+//! trained on labelled transcripts, which makes the STEM / off-topic call and
+//! ranks subjects, because which sense a word has depends on the words
+//! around it. Both are deterministic; tagging takes about a millisecond per
+//! video. Pure Rust: this crate builds without GStreamer or whisper.cpp.
 
 pub mod grade;
+pub mod learned;
 pub mod taxonomy;
 pub mod text;
 
 mod classify;
 
 pub use classify::{
-    Document, Evidence, GradeEstimate, OffTopicFlag, Segment, Source, SubjectTag, Tagger, Tags,
-    TopicTag,
+    ClassProbability, ClassifierView, Document, Evidence, GradeEstimate, OffTopicFlag, Segment,
+    Source, SubjectTag, Tagger, Tags, TopicTag,
 };
 pub use taxonomy::{Taxonomy, TaxonomyError};
 

@@ -77,11 +77,47 @@ impl Tally {
     }
 }
 
+/// Every run of eight words (normalised) in `text`.
+fn runs(text: &str) -> std::collections::HashSet<String> {
+    let keys: Vec<String> = stemfeed_tagging::text::tokens(text)
+        .into_iter()
+        .map(|t| t.key)
+        .collect();
+    keys.windows(8).map(|w| w.join(" ")).collect()
+}
+
+/// The runs of eight words of every training transcript.
+fn training_runs() -> std::collections::HashSet<String> {
+    stemfeed_tagging::learned::corpus()
+        .iter()
+        .flat_map(|(_, d)| runs(&d.transcript))
+        .collect()
+}
+
 /// Measures the tagger on one set. The misses of a held-out set are not
 /// printed: whoever reads them is no longer blind to it.
 fn measure(name: &str, held_out: bool) -> Measured {
+    let lexicon = score(
+        &Tagger::lexicon_only(Taxonomy::built_in()),
+        name,
+        "lexicon only",
+        held_out,
+    );
+    println!(
+        "lexicon only, {name}: top-1 on STEM {:.1}%, off-topic recall {:.1}%, STEM kept {:.1}%",
+        lexicon.stem_top1, lexicon.off_recall, lexicon.stem_kept
+    );
+    score(
+        &Tagger::new(Taxonomy::built_in()),
+        name,
+        "lexicon and learned model",
+        held_out,
+    )
+}
+
+/// Scores one tagger on one set, printing the table.
+fn score(tagger: &Tagger, name: &str, which: &str, held_out: bool) -> Measured {
     let cases = eval_set(name);
-    let tagger = Tagger::new(Taxonomy::built_in());
     let styles: Vec<&str> = {
         let mut s: Vec<&str> = cases.iter().map(|c| c.style.as_str()).collect();
         s.sort_unstable();
@@ -102,6 +138,12 @@ fn measure(name: &str, held_out: bool) -> Measured {
     let mut undetermined = Tally::default();
     let mut grade = Tally::default();
     let mut misses = Vec::new();
+    // The same slices over the cases that share no run of eight words with
+    // any training transcript: how the model does on text unlike its own.
+    let training = training_runs();
+    let (mut fresh_top1, mut fresh_off, mut fresh_kept) =
+        (Tally::default(), Tally::default(), Tally::default());
+    let mut shared = 0;
     let started = Instant::now();
     for c in &cases {
         let doc = Document {
@@ -126,6 +168,18 @@ fn measure(name: &str, held_out: bool) -> Measured {
         }
         let got = tags.primary_subject();
         let ok = got == c.subject;
+        let fresh = runs(&c.transcript).is_disjoint(&training);
+        shared += usize::from(!fresh);
+        if fresh {
+            match c.subject.as_str() {
+                "off-topic" => fresh_off.add(ok),
+                "undetermined" => {}
+                _ => {
+                    fresh_top1.add(ok);
+                    fresh_kept.add(tags.stem);
+                }
+            }
+        }
         by_style.entry(c.style.as_str()).or_default().add(ok);
         overall.add(ok);
         if c.subject == "off-topic" {
@@ -157,10 +211,11 @@ fn measure(name: &str, held_out: bool) -> Measured {
             ));
         }
     }
+    println!("cases sharing a run of eight words with a training transcript: {shared}");
     let per_video_ms = started.elapsed().as_secs_f64() * 1000.0 / cases.len() as f64;
 
     println!(
-        "\ntagging evaluation, {name}: {} cases ({} styles)",
+        "\ntagging evaluation, {name}, {which}: {} cases ({} styles)",
         cases.len(),
         styles.len()
     );
@@ -181,6 +236,9 @@ fn measure(name: &str, held_out: bool) -> Measured {
         ("STEM cases kept as STEM", &stem_kept),
         ("no usable text: undetermined", &undetermined),
         ("grade band (informational)", &grade),
+        ("top-1 on STEM, no shared 8-word run", &fresh_top1),
+        ("off-topic, no shared 8-word run", &fresh_off),
+        ("STEM kept, no shared 8-word run", &fresh_kept),
     ] {
         println!("{:<34} {:>5} {:>7} {:>7.1}%", name, t.n, t.right, t.pct());
     }
@@ -245,8 +303,13 @@ fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
 /// - support rule (a subject found through one term counts half) and
 ///   "undetermined" for no usable text: 60.2%, 85.3%, 64.8%;
 /// - plus ~370 everyday-context terms written by a helper who saw neither
-///   blind set: 60.2%, 85.3%, 64.8% (no change).
-const BLIND_FLOOR: (f64, f64, f64) = (60.0, 85.0, 64.0);
+///   blind set: 60.2%, 85.3%, 64.8% (no change);
+/// - the learned model beside the lexicon (issue "Review, part 2"; the
+///   lexicon-only numbers above are printed beside it on every run):
+///   89.8%, 91.2%, 96.6% as first measured; 92.0%, 88.2%, 98.9% after inputs
+///   seen in one training transcript were dropped (for training speed; the
+///   change was judged by cross-validation, not by these sets).
+const BLIND_FLOOR: (f64, f64, f64) = (92.0, 88.0, 98.0);
 
 /// The second held-out set (written blind after the first was measured,
 /// with cases that have no usable text), gated at its measured level.
@@ -279,5 +342,104 @@ fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
 /// - the tagger before the support rule and "undetermined", old lexicon:
 ///   59.1%, 71.9%, 68.2%, 0%;
 /// - support rule and "undetermined": 59.1%, 71.9%, 65.9%, 70.0%;
-/// - plus the everyday-context terms: 58.0% (51 of 88), 78.1%, 64.8%, 70.0%.
-const BLIND2_FLOOR: (f64, f64, f64, f64) = (57.0, 78.0, 64.0, 70.0);
+/// - plus the everyday-context terms: 58.0% (51 of 88), 78.1%, 64.8%, 70.0%;
+/// - the learned model: 81.8%, 87.5%, 95.5%, 70.0% (a first version that let
+///   the model decide short texts read 30% undetermined; see the README);
+///   81.8%, 87.5%, 98.9%, 70.0% after rare inputs were dropped.
+const BLIND2_FLOOR: (f64, f64, f64, f64) = (81.0, 87.0, 98.0, 70.0);
+
+/// Leave-one-writer-out over the training transcripts: the model is trained
+/// on five writers' files and scored on the sixth's, for each writer. This is
+/// where the model's settings were chosen (never on the evaluation sets); the
+/// numbers are printed per held-out writer and pooled.
+#[test]
+fn cross_validation_by_training_writer() {
+    let corpus = stemfeed_tagging::learned::corpus();
+    let files: std::collections::BTreeSet<&str> = corpus.iter().map(|(f, _)| f.as_str()).collect();
+    let (mut top1, mut off, mut kept) = (Tally::default(), Tally::default(), Tally::default());
+    for held in &files {
+        let train: Vec<_> = corpus
+            .iter()
+            .filter(|(f, _)| f != held)
+            .map(|(_, d)| d.clone())
+            .collect();
+        let tagger = Tagger::trained_on(Taxonomy::built_in(), &train);
+        let (mut t, mut o, mut k) = (Tally::default(), Tally::default(), Tally::default());
+        for (_, d) in corpus.iter().filter(|(f, _)| f == held) {
+            let tags = tagger.tag(&Document {
+                title: d.title.clone(),
+                description: d.description.clone(),
+                language: Some(d.language.clone()),
+                transcript: vec![Segment::untimed(d.transcript.clone())],
+                ..Document::default()
+            });
+            let ok = tags.primary_subject() == d.subject;
+            if d.subject == "off-topic" {
+                o.add(ok);
+                off.add(ok);
+            } else {
+                t.add(ok);
+                k.add(tags.stem);
+                top1.add(ok);
+                kept.add(tags.stem);
+            }
+        }
+        println!(
+            "held-out writer {held}: top-1 on STEM {:.1}% ({}), off-topic recall {:.1}% ({}), STEM kept {:.1}%",
+            t.pct(),
+            t.n,
+            o.pct(),
+            o.n,
+            k.pct()
+        );
+    }
+    println!(
+        "pooled over {} writers: top-1 on STEM {:.1}%, off-topic recall {:.1}%, STEM kept {:.1}%",
+        files.len(),
+        top1.pct(),
+        off.pct(),
+        kept.pct()
+    );
+    assert!(top1.n >= 400, "{} STEM transcripts", top1.n);
+    // The level measured when the settings were chosen, rounded down.
+    for (what, now, floor) in [
+        ("top-1 on STEM", top1.pct(), 96.0),
+        ("off-topic recall", off.pct(), 98.0),
+        ("STEM kept as STEM", kept.pct(), 99.0),
+    ] {
+        assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
+    }
+}
+
+/// The third held-out set: written blind (like the others) and committed
+/// before the learned model existed, to judge it. Gated at its measured level.
+#[test]
+fn subject_accuracy_and_off_topic_recall_on_the_third_blind_set() {
+    let m = measure("blind3.toml", true);
+    println!(
+        "targets: top-1 on STEM >= 95% (now {:.1}%), off-topic recall >= 95% (now {:.1}%), STEM kept >= 97% (now {:.1}%), undetermined {:.1}%",
+        m.stem_top1,
+        m.off_recall,
+        m.stem_kept,
+        m.undetermined.unwrap_or(0.0)
+    );
+    for (what, now, floor) in [
+        ("top-1 on STEM", m.stem_top1, BLIND3_FLOOR.0),
+        ("off-topic recall", m.off_recall, BLIND3_FLOOR.1),
+        ("STEM kept as STEM", m.stem_kept, BLIND3_FLOOR.2),
+        (
+            "undetermined recall",
+            m.undetermined.unwrap_or(0.0),
+            BLIND3_FLOOR.3,
+        ),
+    ] {
+        assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
+    }
+}
+
+/// (top-1 on STEM, off-topic recall, STEM kept, undetermined), percent,
+/// rounded down. History: the lexicon alone 69.3%, 66.7%, 75.0%, 100%;
+/// the learned model 95.5%, 97.2%, 96.6%, 100% (its first version read 37.5%
+/// undetermined; see the README); 97.7%, 97.2%, 98.9%, 100% after rare
+/// inputs were dropped.
+const BLIND3_FLOOR: (f64, f64, f64, f64) = (97.0, 97.0, 98.0, 100.0);

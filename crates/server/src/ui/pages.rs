@@ -373,6 +373,16 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                 .join(", ")
         })
         .unwrap_or_default();
+    // What the learned model said, and on which words.
+    let classifier = tags.and_then(|t| t.classifier.as_ref()).map(|c| {
+        let classes = c
+            .probabilities
+            .iter()
+            .map(|p| format!("{} {:.2}", p.class, p.probability))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("{classes}; words: {}", c.words.join(", "))
+    });
     let subjects = v
         .taxonomy
         .subjects
@@ -478,6 +488,9 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                     label { "Hashtags " input name="hashtags" value=(hashtags) size="40"; }
                     button { "Save tags" }
                     p.note { "Evidence: " (evidence) }
+                    @if let Some(c) = &classifier {
+                        p.note.classifier { "Text classifier: " (c) }
+                    }
                 }
             }
             div.cue-list {
@@ -774,6 +787,11 @@ mod tests {
             ..Document::default()
         });
         tags.hashtags = vec![QUOTES.to_owned(), "#physics".to_owned()];
+        tags.classifier
+            .as_mut()
+            .expect("the title alone names physics")
+            .words
+            .push(XSS.to_owned());
         let title = format!("Ball {XSS} \"drop\" 'test'");
         let glossaries = BTreeMap::from([(
             "en".to_owned(),
@@ -869,6 +887,9 @@ mod tests {
             format!("label=\"en.transcript{quotes}\""),
             format!("action=\"/review/v1/captions/en.transcript{quotes}/decision\""),
             format!("<input name=\"hashtags\" value=\"{quotes} #physics\" size=\"40\">"),
+            // The text classifier's view, its words as text.
+            "Text classifier: physics ".to_owned(),
+            format!("{XSS_ESCAPED}</p>"),
         ] {
             assert!(html.contains(&expected), "missing {expected}\n{html}");
         }
