@@ -52,6 +52,22 @@ const CORPUS: &[(&str, &str)] = &[
         "06.toml",
         include_str!("../../../pipelines/tagging-train/06.toml"),
     ),
+    (
+        "07.toml",
+        include_str!("../../../pipelines/tagging-train/07.toml"),
+    ),
+    (
+        "08.toml",
+        include_str!("../../../pipelines/tagging-train/08.toml"),
+    ),
+    (
+        "09.toml",
+        include_str!("../../../pipelines/tagging-train/09.toml"),
+    ),
+    (
+        "10.toml",
+        include_str!("../../../pipelines/tagging-train/10.toml"),
+    ),
 ];
 
 /// The label of everything that does not teach STEM.
