@@ -248,7 +248,7 @@ impl Learned {
     fn get(&self, classes: impl FnOnce() -> Vec<String>) -> Option<Arc<Model>> {
         match self {
             Learned::None => None,
-            Learned::BuiltIn => Some(learned::built_in(&classes())),
+            Learned::BuiltIn => learned::built_in(&classes()),
             Learned::Given(m) => Some(Arc::clone(m)),
         }
     }
@@ -462,11 +462,21 @@ impl Tagger {
     /// What the learned model makes of `doc`, if this tagger has one.
     fn predict(&self, doc: &Document) -> Option<(Prediction, usize)> {
         let model = self.model.get(|| self.classes())?;
-        let body: Vec<&str> = [doc.description.as_str()]
-            .into_iter()
-            .chain(doc.transcript.iter().map(|s| s.text.as_str()))
-            .chain(doc.translation.iter().map(|s| s.text.as_str()))
-            .collect();
+        // Each track as one text, as the model was trained: the cues of a
+        // transcript are one speech, and word pairs run across their ends.
+        let joined = |segments: &[Segment]| {
+            segments
+                .iter()
+                .map(|s| s.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (transcript, translation) = (joined(&doc.transcript), joined(&doc.translation));
+        let body = [
+            doc.description.as_str(),
+            transcript.as_str(),
+            translation.as_str(),
+        ];
         let text = learned::Text {
             title: &doc.title,
             body: &body,
@@ -1029,6 +1039,30 @@ mod tests {
             "acceleration is the change of velocity every second, that is what the teacher kept saying while we all watched the trolley roll",
         ));
         assert_eq!(tags.primary_subject(), "physics", "{tags:?}");
+    }
+
+    #[test]
+    fn a_taxonomy_with_subjects_the_model_never_learned_is_tagged_by_its_lexicon() {
+        let mut tax = Taxonomy::built_in();
+        let space = tax
+            .subjects
+            .iter_mut()
+            .find(|s| s.id == "earth-space")
+            .unwrap();
+        space.id = "astronomy".into();
+        let tags = Tagger::new(tax).tag(&doc(
+            "Why the Moon has phases",
+            "over one month the moon shows us a thin crescent, then a half, then a full disc, because sunshine falls on one side of it and we look at that side from a changing angle while it orbits the earth",
+        ));
+        assert!(tags.classifier.is_none(), "{tags:?}");
+        assert_eq!(tags.primary_subject(), "astronomy", "{tags:?}");
+        // The built-in taxonomy's own subjects do get the model.
+        let tags = Tagger::new(Taxonomy::built_in()).tag(&doc(
+            "Why the Moon has phases",
+            "over one month the moon shows us a thin crescent, then a half, then a full disc, because sunshine falls on one side of it and we look at that side from a changing angle while it orbits the earth",
+        ));
+        assert!(tags.classifier.is_some(), "{tags:?}");
+        assert_eq!(tags.primary_subject(), "earth-space", "{tags:?}");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //! order, fixed epochs), takes well under a second optimised, and happens once
 //! per process; nothing trained is stored in the repository.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
 use serde::Deserialize;
@@ -78,6 +78,8 @@ pub const OFF_TOPIC: &str = "off-topic";
 const EPOCHS: usize = 30;
 const LEARNING_RATE: f64 = 0.5;
 const L2: f64 = 3e-3;
+/// A class needs this many training transcripts for the model to be used.
+const MIN_EXAMPLES: usize = 8;
 /// Inputs found in fewer training transcripts than this are left out.
 const MIN_DOCUMENTS: usize = 2;
 /// Letter n-grams count at this share of a word.
@@ -126,14 +128,16 @@ pub struct Text<'a> {
     pub body: &'a [&'a str],
 }
 
-/// Named inputs with their values, before they are looked up in the vocabulary.
-pub type RawFeatures = HashMap<String, f64>;
+/// Named inputs with their values, before they are looked up in the
+/// vocabulary. Ordered, so every sum over them is taken in the same order
+/// in every process.
+pub type RawFeatures = BTreeMap<String, f64>;
 
 /// What the model reads of a text: words (`w:`), neighbouring word pairs
 /// (`b:`) and letter n-grams of each word (`c:`), each log-damped and the
 /// whole scaled to unit length.
 pub fn features(text: Text<'_>) -> RawFeatures {
-    let mut counts: RawFeatures = HashMap::new();
+    let mut counts: RawFeatures = BTreeMap::new();
     let mut add = |s: &str, weight: f64| {
         let tokens = text::tokens(&usable(s));
         for (i, t) in tokens.iter().enumerate() {
@@ -309,6 +313,12 @@ impl Model {
 
     pub fn predict(&self, raw: &RawFeatures) -> Prediction {
         let k = self.classes.len();
+        if k == 0 {
+            return Prediction {
+                probabilities: Vec::new(),
+                words: Vec::new(),
+            };
+        }
         let row: Vec<(usize, f64, &str)> = raw
             .iter()
             .filter_map(|(name, &v)| Some((*self.vocabulary.get(name)?, v, name.as_str())))
@@ -391,20 +401,25 @@ pub fn train(classes: Vec<String>, docs: &[TrainingDoc]) -> Model {
 }
 
 /// The model trained on the built-in corpus for `classes`, once per process
-/// and class list.
-pub fn built_in(classes: &[String]) -> Arc<Model> {
-    type Cache = std::sync::Mutex<Vec<Arc<Model>>>;
+/// and class list; `None` when the corpus does not teach every class (a
+/// taxonomy with subjects of its own): a class without examples would never
+/// win, so such a taxonomy is tagged by its lexicon alone.
+pub fn built_in(classes: &[String]) -> Option<Arc<Model>> {
+    type Cache = std::sync::Mutex<Vec<(Vec<String>, Option<Arc<Model>>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let mut cache = cache
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(m) = cache.iter().find(|m| m.classes == classes) {
-        return Arc::clone(m);
+    if let Some((_, m)) = cache.iter().find(|(c, _)| c == classes) {
+        return m.clone();
     }
     let docs: Vec<TrainingDoc> = corpus().into_iter().map(|(_, d)| d).collect();
-    let model = Arc::new(train(classes.to_vec(), &docs));
-    cache.push(Arc::clone(&model));
+    let taught =
+        |class: &String| docs.iter().filter(|d| d.subject == *class).count() >= MIN_EXAMPLES;
+    let model = (!classes.is_empty() && classes.iter().all(taught))
+        .then(|| Arc::new(train(classes.to_vec(), &docs)));
+    cache.push((classes.to_vec(), model.clone()));
     model
 }
 
