@@ -941,21 +941,8 @@ fn usable_words(doc: &Document) -> usize {
 }
 
 fn count_usable(text: &str) -> usize {
-    let mut kept = String::with_capacity(text.len());
-    let mut depth = 0usize;
-    for c in text.chars() {
-        match c {
-            '[' | '(' => depth += 1,
-            ']' | ')' => {
-                depth = depth.saturating_sub(1);
-                kept.push(' ');
-            }
-            '♪' | '♫' | '♬' => kept.push(' '),
-            _ if depth == 0 => kept.push(c),
-            _ => {}
-        }
-    }
-    kept.split_whitespace()
+    text::without_annotations(text)
+        .split_whitespace()
         .filter(|w| !w.starts_with('#') && !w.starts_with('@'))
         // Numbers, and a camera's file names ("VID_20240611_183322").
         .filter(|w| !w.chars().any(|c| c.is_ascii_digit()))

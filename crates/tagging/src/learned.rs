@@ -139,7 +139,7 @@ pub type RawFeatures = BTreeMap<String, f64>;
 pub fn features(text: Text<'_>) -> RawFeatures {
     let mut counts: RawFeatures = BTreeMap::new();
     let mut add = |s: &str, weight: f64| {
-        let tokens = text::tokens(&usable(s));
+        let tokens = text::tokens(&text::without_annotations(s));
         for (i, t) in tokens.iter().enumerate() {
             *counts.entry(format!("w:{}", t.key)).or_default() += weight;
             if let Some(next) = tokens.get(i + 1) {
@@ -171,25 +171,6 @@ pub fn features(text: Text<'_>) -> RawFeatures {
         }
     }
     counts
-}
-
-/// Caption annotations (`[Music]`, `(applause)`, `♪`) carry no meaning.
-fn usable(s: &str) -> String {
-    let mut kept = String::with_capacity(s.len());
-    let mut depth = 0usize;
-    for c in s.chars() {
-        match c {
-            '[' | '(' => depth += 1,
-            ']' | ')' => {
-                depth = depth.saturating_sub(1);
-                kept.push(' ');
-            }
-            '♪' | '♫' | '♬' => kept.push(' '),
-            _ if depth == 0 => kept.push(c),
-            _ => {}
-        }
-    }
-    kept
 }
 
 /// A trained model: one weight per (input, class) and a bias per class.

@@ -62,6 +62,26 @@ pub fn tokens(text: &str) -> Vec<Token> {
     out
 }
 
+/// `text` without caption annotations (`[Music]`, `(applause)`, `♪`), which
+/// carry no meaning: each becomes a space.
+pub fn without_annotations(text: &str) -> String {
+    let mut kept = String::with_capacity(text.len());
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '[' | '(' => depth += 1,
+            ']' | ')' => {
+                depth = depth.saturating_sub(1);
+                kept.push(' ');
+            }
+            '♪' | '♫' | '♬' => kept.push(' '),
+            _ if depth == 0 => kept.push(c),
+            _ => {}
+        }
+    }
+    kept
+}
+
 /// Lexicon side: the token keys of a term.
 pub fn term_keys(term: &str) -> Vec<String> {
     tokens(term).into_iter().map(|t| t.key).collect()

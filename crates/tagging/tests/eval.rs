@@ -323,11 +323,10 @@ fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
 ///   script): 94.3%, 94.1%, 100%.
 const BLIND_FLOOR: (f64, f64, f64) = (94.0, 94.0, 100.0);
 
-/// The second held-out set (written blind after the first was measured,
-/// with cases that have no usable text), gated at its measured level.
-#[test]
-fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
-    let m = measure("blind2.toml", true);
+/// Measures a held-out set with cases of no usable text and gates it at
+/// `floor`: (top-1 on STEM, off-topic recall, STEM kept, undetermined).
+fn gate_held_out(name: &str, floor: (f64, f64, f64, f64)) {
+    let m = measure(name, true);
     println!(
         "targets: top-1 on STEM >= 95% (now {:.1}%), off-topic recall >= 95% (now {:.1}%), STEM kept >= 97% (now {:.1}%), undetermined {:.1}%",
         m.stem_top1,
@@ -336,17 +335,24 @@ fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
         m.undetermined.unwrap_or(0.0)
     );
     for (what, now, floor) in [
-        ("top-1 on STEM", m.stem_top1, BLIND2_FLOOR.0),
-        ("off-topic recall", m.off_recall, BLIND2_FLOOR.1),
-        ("STEM kept as STEM", m.stem_kept, BLIND2_FLOOR.2),
+        ("top-1 on STEM", m.stem_top1, floor.0),
+        ("off-topic recall", m.off_recall, floor.1),
+        ("STEM kept as STEM", m.stem_kept, floor.2),
         (
             "undetermined recall",
             m.undetermined.unwrap_or(0.0),
-            BLIND2_FLOOR.3,
+            floor.3,
         ),
     ] {
         assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
     }
+}
+
+/// The second held-out set (written blind after the first was measured,
+/// with cases that have no usable text), gated at its measured level.
+#[test]
+fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
+    gate_held_out("blind2.toml", BLIND2_FLOOR);
 }
 
 /// (top-1 on STEM, off-topic recall, STEM kept, undetermined), percent,
@@ -428,26 +434,7 @@ fn cross_validation_by_training_writer() {
 /// before the learned model existed, to judge it. Gated at its measured level.
 #[test]
 fn subject_accuracy_and_off_topic_recall_on_the_third_blind_set() {
-    let m = measure("blind3.toml", true);
-    println!(
-        "targets: top-1 on STEM >= 95% (now {:.1}%), off-topic recall >= 95% (now {:.1}%), STEM kept >= 97% (now {:.1}%), undetermined {:.1}%",
-        m.stem_top1,
-        m.off_recall,
-        m.stem_kept,
-        m.undetermined.unwrap_or(0.0)
-    );
-    for (what, now, floor) in [
-        ("top-1 on STEM", m.stem_top1, BLIND3_FLOOR.0),
-        ("off-topic recall", m.off_recall, BLIND3_FLOOR.1),
-        ("STEM kept as STEM", m.stem_kept, BLIND3_FLOOR.2),
-        (
-            "undetermined recall",
-            m.undetermined.unwrap_or(0.0),
-            BLIND3_FLOOR.3,
-        ),
-    ] {
-        assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
-    }
+    gate_held_out("blind3.toml", BLIND3_FLOOR);
 }
 
 /// (top-1 on STEM, off-topic recall, STEM kept, undetermined), percent,
