@@ -1,8 +1,7 @@
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-
-use std::sync::Arc;
 
 use crate::grade;
 use crate::learned::{self, Model, Prediction};
@@ -460,7 +459,7 @@ impl Tagger {
     }
 
     /// What the learned model makes of `doc`, if this tagger has one.
-    fn predict(&self, doc: &Document) -> Option<(Prediction, usize)> {
+    fn predict(&self, doc: &Document) -> Option<Prediction> {
         let model = self.model.get(|| self.classes())?;
         // Each track as one text, as the model was trained: the cues of a
         // transcript are one speech, and word pairs run across their ends.
@@ -481,7 +480,7 @@ impl Tagger {
             title: &doc.title,
             body: &body,
         };
-        Some((model.predict(&learned::features(text)), model.trained_on))
+        Some(model.predict(&learned::features(text)))
     }
 
     pub fn tag(&self, doc: &Document) -> Tags {
@@ -497,22 +496,16 @@ impl Tagger {
             term_score,
         } = self.scan_doc(doc);
         let usable = usable_words(doc);
-        let (prediction, trained_on) = match (with_model && usable > 0)
+        let prediction = (with_model && usable > 0)
             .then(|| self.predict(doc))
-            .flatten()
-        {
-            Some((p, n)) => (Some(p), n),
-            None => (None, 0),
-        };
+            .flatten();
         let p = |id: &str| prediction.as_ref().map_or(0.0, |p| p.probability(id));
         // The model's likeliest subject is always listed.
         let model_top = |id: &str| {
-            prediction.as_ref().is_some_and(|pr| {
-                pr.probabilities
-                    .iter()
-                    .find(|(c, _)| c != learned::OFF_TOPIC)
-                    .is_some_and(|(c, _)| c == id)
-            })
+            prediction
+                .as_ref()
+                .and_then(Prediction::best_subject)
+                .is_some_and(|(c, _)| c == id)
         };
 
         let tax = &self.taxonomy;
@@ -590,11 +583,7 @@ impl Tagger {
             // share (text that says little leaves the model near its priors,
             // which are not evidence of a lesson).
             Some(pr) => {
-                let best = pr
-                    .probabilities
-                    .iter()
-                    .find(|(c, _)| c != learned::OFF_TOPIC)
-                    .map_or(0.0, |x| x.1);
+                let best = pr.best_subject().map_or(0.0, |(_, p)| p);
                 pr.probability(learned::OFF_TOPIC) < 0.5
                     && (stem_best >= MIN_STEM_SCORE || best >= MIN_SUBJECT_PROBABILITY)
             }
@@ -608,9 +597,9 @@ impl Tagger {
                 round3(share * (1.0 - (-s.score / 3.0).exp()))
             };
         }
-        // Not STEM, but nothing says off-topic either, and too little text
-        // to take the silence as evidence.
-        let undetermined = (!stem && decided_by_model.is_none() && silent).then(|| {
+        // Not STEM (the lexicon's rule decides, and finds too little), but
+        // nothing says off-topic either.
+        let undetermined = silent.then(|| {
             format!(
                 "too little usable text to tell: {usable} words (needs {MIN_USABLE_WORDS}) and no subject or off-topic vocabulary; a curator decides"
             )
@@ -759,7 +748,7 @@ impl Tagger {
             evidence,
             undetermined,
             classifier: decided_by_model.map(|pr| ClassifierView {
-                trained_on,
+                trained_on: pr.trained_on,
                 probabilities: pr
                     .probabilities
                     .iter()

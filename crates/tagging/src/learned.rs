@@ -16,7 +16,7 @@
 //! The training transcripts were written for training only, by writers who
 //! saw neither the lexicon nor any evaluation set; the evaluation sets in
 //! `tests/tagging/` are never trained on. Training is deterministic (fixed
-//! order, fixed epochs), takes well under a second optimised, and happens once
+//! order, fixed epochs), takes about three seconds optimised, and happens once
 //! per process; nothing trained is stored in the repository.
 
 use std::collections::{BTreeMap, HashMap};
@@ -191,6 +191,8 @@ pub struct Model {
 pub struct Prediction {
     pub probabilities: Vec<(String, f64)>,
     pub words: Vec<String>,
+    /// How many transcripts the model that made it learned from.
+    pub trained_on: usize,
 }
 
 impl Prediction {
@@ -199,6 +201,14 @@ impl Prediction {
             .iter()
             .find(|(c, _)| c == class)
             .map_or(0.0, |(_, p)| *p)
+    }
+
+    /// The likeliest class that is not off-topic, with its probability.
+    pub fn best_subject(&self) -> Option<(&str, f64)> {
+        self.probabilities
+            .iter()
+            .find(|(c, _)| c != OFF_TOPIC)
+            .map(|(c, p)| (c.as_str(), *p))
     }
 }
 
@@ -288,16 +298,13 @@ impl Model {
         }
     }
 
-    pub fn classes(&self) -> &[String] {
-        &self.classes
-    }
-
     pub fn predict(&self, raw: &RawFeatures) -> Prediction {
         let k = self.classes.len();
         if k == 0 {
             return Prediction {
                 probabilities: Vec::new(),
                 words: Vec::new(),
+                trained_on: self.trained_on,
             };
         }
         let row: Vec<(usize, f64, &str)> = raw
@@ -339,6 +346,7 @@ impl Model {
                 .take(8)
                 .map(|(_, w)| w.to_owned())
                 .collect(),
+            trained_on: self.trained_on,
         }
     }
 }

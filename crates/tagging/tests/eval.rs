@@ -86,12 +86,17 @@ fn runs(text: &str) -> std::collections::HashSet<String> {
     keys.windows(8).map(|w| w.join(" ")).collect()
 }
 
-/// The runs of eight words of every training transcript.
-fn training_runs() -> std::collections::HashSet<String> {
-    stemfeed_tagging::learned::corpus()
-        .iter()
-        .flat_map(|(_, d)| runs(&d.transcript))
-        .collect()
+/// The runs of eight words of every training transcript (once per test
+/// binary: every set is scored twice).
+fn training_runs() -> &'static std::collections::HashSet<String> {
+    static RUNS: std::sync::OnceLock<std::collections::HashSet<String>> =
+        std::sync::OnceLock::new();
+    RUNS.get_or_init(|| {
+        stemfeed_tagging::learned::corpus()
+            .iter()
+            .flat_map(|(_, d)| runs(&d.transcript))
+            .collect()
+    })
 }
 
 /// Measures the tagger on one set. The misses of a held-out set are not
@@ -169,7 +174,7 @@ fn score(tagger: &Tagger, name: &str, which: &str, held_out: bool) -> Measured {
         let got = tags.primary_subject();
         let ok = got == c.subject;
         let own = runs(&c.transcript);
-        let common = own.intersection(&training).count();
+        let common = own.intersection(training).count();
         // A case pasted into the training transcripts (or they into it)
         // would be learned, not measured.
         assert!(
