@@ -237,8 +237,9 @@ pub struct Tagger {
 #[derive(Debug, Clone)]
 enum Learned {
     None,
-    /// Trained on the built-in corpus when first needed (once per process):
-    /// a tagger made only for the vocabulary prompt never trains it.
+    /// The built-in model, read (or, for a taxonomy of other classes,
+    /// trained) when first needed: a tagger made only for the vocabulary
+    /// prompt never loads it.
     BuiltIn,
     Given(Arc<Model>),
 }
@@ -275,8 +276,8 @@ fn round3(x: f64) -> f64 {
 }
 
 impl Tagger {
-    /// The lexicon and the learned model (trained on the built-in corpus,
-    /// once per process), for the taxonomy's subjects.
+    /// The lexicon and the learned model (trained on the built-in corpus at
+    /// build time), for the taxonomy's subjects.
     pub fn new(taxonomy: Taxonomy) -> Self {
         let mut tagger = Self::lexicon_only(taxonomy);
         tagger.model = Learned::BuiltIn;

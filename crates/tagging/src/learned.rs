@@ -1,5 +1,5 @@
 //! The learned half of the tagger: a multinomial logistic regression over
-//! words, word pairs and letter n-grams, trained when first needed on the
+//! words, word pairs and letter n-grams, trained at build time on the
 //! labelled transcripts in `pipelines/tagging-train/`. It makes the STEM /
 //! off-topic call and ranks the subjects; the lexicon still supplies topics,
 //! evidence, grade bands, keywords, and the decision when there is too little
@@ -16,98 +16,23 @@
 //! The training transcripts were written for training only, by writers who
 //! saw neither the lexicon nor any evaluation set; the evaluation sets in
 //! `tests/tagging/` are never trained on. Training is deterministic (fixed
-//! order, fixed epochs), takes about three seconds optimised, and happens once
-//! per process; nothing trained is stored in the repository.
+//! order, fixed epochs) and happens when the crate is built: `build.rs`
+//! trains on every `pipelines/tagging-train/*.toml` with the code in
+//! [`model`] and the binary carries the weights, so a process only reads
+//! them (tens of milliseconds). Nothing trained is stored in the repository.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
-use serde::Deserialize;
+mod model;
 
-use crate::text;
+pub use model::*;
 
-/// The training files, compiled into the binary.
-const CORPUS: &[(&str, &str)] = &[
-    (
-        "01.toml",
-        include_str!("../../../pipelines/tagging-train/01.toml"),
-    ),
-    (
-        "02.toml",
-        include_str!("../../../pipelines/tagging-train/02.toml"),
-    ),
-    (
-        "03.toml",
-        include_str!("../../../pipelines/tagging-train/03.toml"),
-    ),
-    (
-        "04.toml",
-        include_str!("../../../pipelines/tagging-train/04.toml"),
-    ),
-    (
-        "05.toml",
-        include_str!("../../../pipelines/tagging-train/05.toml"),
-    ),
-    (
-        "06.toml",
-        include_str!("../../../pipelines/tagging-train/06.toml"),
-    ),
-    (
-        "07.toml",
-        include_str!("../../../pipelines/tagging-train/07.toml"),
-    ),
-    (
-        "08.toml",
-        include_str!("../../../pipelines/tagging-train/08.toml"),
-    ),
-    (
-        "09.toml",
-        include_str!("../../../pipelines/tagging-train/09.toml"),
-    ),
-    (
-        "10.toml",
-        include_str!("../../../pipelines/tagging-train/10.toml"),
-    ),
-];
+/// The training files, compiled into the binary (the list is written by
+/// `build.rs`, one entry per `pipelines/tagging-train/*.toml`).
+const CORPUS: &[(&str, &str)] = include!(concat!(env!("OUT_DIR"), "/corpus.rs"));
 
-/// The label of everything that does not teach STEM.
-pub const OFF_TOPIC: &str = "off-topic";
-
-// Chosen by leave-one-writer-out cross-validation on the training corpus
-// (`tests/eval.rs`), never on an evaluation set.
-const EPOCHS: usize = 30;
-const LEARNING_RATE: f64 = 0.5;
-const L2: f64 = 3e-3;
-/// A class needs this many training transcripts for the model to be used.
-const MIN_EXAMPLES: usize = 8;
-/// Inputs found in fewer training transcripts than this are left out.
-const MIN_DOCUMENTS: usize = 2;
-/// Letter n-grams count at this share of a word.
-const NGRAM_WEIGHT: f64 = 0.5;
-/// Title words are chosen by the creator and count double, as in the lexicon.
-const TITLE_WEIGHT: f64 = 2.0;
-/// Shortest and longest letter n-grams taken from each word.
-const NGRAMS: std::ops::RangeInclusive<usize> = 3..=5;
-
-/// One labelled training transcript.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainingDoc {
-    pub id: String,
-    pub language: String,
-    pub style: String,
-    pub subject: String,
-    #[serde(default)]
-    pub title: String,
-    #[serde(default)]
-    pub description: String,
-    pub transcript: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct CorpusFile {
-    doc: Vec<TrainingDoc>,
-}
+/// The model `build.rs` trained on [`CORPUS`] for every label in it.
+const BUILT_IN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/model.bin"));
 
 /// The training transcripts compiled into the binary, with the file each came from.
 pub fn corpus() -> Vec<(String, TrainingDoc)> {
@@ -121,279 +46,22 @@ pub fn corpus() -> Vec<(String, TrainingDoc)> {
         .collect()
 }
 
-/// The text of one video as the model reads it.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Text<'a> {
-    pub title: &'a str,
-    pub body: &'a [&'a str],
-}
-
-/// Named inputs with their values, before they are looked up in the
-/// vocabulary. Ordered, so every sum over them is taken in the same order
-/// in every process.
-pub type RawFeatures = BTreeMap<String, f64>;
-
-/// What the model reads of a text: words (`w:`), neighbouring word pairs
-/// (`b:`) and letter n-grams of each word (`c:`), each log-damped and the
-/// whole scaled to unit length.
-pub fn features(text: Text<'_>) -> RawFeatures {
-    let mut counts: RawFeatures = BTreeMap::new();
-    let mut add = |s: &str, weight: f64| {
-        let tokens = text::tokens(&text::without_annotations(s));
-        for (i, t) in tokens.iter().enumerate() {
-            *counts.entry(format!("w:{}", t.key)).or_default() += weight;
-            if let Some(next) = tokens.get(i + 1) {
-                *counts
-                    .entry(format!("b:{} {}", t.key, next.key))
-                    .or_default() += weight;
-            }
-            let padded: Vec<char> = format!("<{}>", t.surface).chars().collect();
-            for n in NGRAMS {
-                for gram in padded.windows(n) {
-                    *counts
-                        .entry(format!("c:{}", gram.iter().collect::<String>()))
-                        .or_default() += weight * NGRAM_WEIGHT;
-                }
-            }
-        }
-    };
-    add(text.title, TITLE_WEIGHT);
-    for s in text.body {
-        add(s, 1.0);
-    }
-    for v in counts.values_mut() {
-        *v = v.ln_1p();
-    }
-    let norm = counts.values().map(|v| v * v).sum::<f64>().sqrt();
-    if norm > 0.0 {
-        for v in counts.values_mut() {
-            *v /= norm;
-        }
-    }
-    counts
-}
-
-/// A trained model: one weight per (input, class) and a bias per class.
-#[derive(Debug)]
-pub struct Model {
-    classes: Vec<String>,
-    vocabulary: HashMap<String, usize>,
-    /// Row-major: input × class.
-    weights: Vec<f64>,
-    bias: Vec<f64>,
-    /// How many transcripts it learned from.
-    pub trained_on: usize,
-}
-
-/// One prediction: probabilities per class, highest first, and the words
-/// that pushed hardest towards the top class.
-#[derive(Debug, Clone)]
-pub struct Prediction {
-    pub probabilities: Vec<(String, f64)>,
-    pub words: Vec<String>,
-    /// How many transcripts the model that made it learned from.
-    pub trained_on: usize,
-}
-
-impl Prediction {
-    pub fn probability(&self, class: &str) -> f64 {
-        self.probabilities
-            .iter()
-            .find(|(c, _)| c == class)
-            .map_or(0.0, |(_, p)| *p)
-    }
-
-    /// The likeliest class that is not off-topic, with its probability.
-    pub fn best_subject(&self) -> Option<(&str, f64)> {
-        self.probabilities
-            .iter()
-            .find(|(c, _)| c != OFF_TOPIC)
-            .map(|(c, p)| (c.as_str(), *p))
-    }
-}
-
-/// A tiny deterministic generator for the training order.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-impl Model {
-    /// Trains on `examples` (inputs and class). `classes` fixes the output order.
-    pub fn train(classes: Vec<String>, examples: &[(RawFeatures, String)]) -> Self {
-        let mut vocabulary: HashMap<String, usize> = HashMap::new();
-        let class_index: HashMap<&str, usize> = classes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.as_str(), i))
-            .collect();
-        let examples: Vec<(&RawFeatures, usize)> = examples
-            .iter()
-            .filter_map(|(raw, class)| Some((raw, *class_index.get(class.as_str())?)))
-            .collect();
-        // An input seen in one transcript only says nothing about a class.
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for (raw, _) in &examples {
-            for name in raw.keys() {
-                *seen.entry(name.as_str()).or_default() += 1;
-            }
-        }
-        let mut rows: Vec<(Vec<(usize, f64)>, usize)> = Vec::new();
-        for &(raw, y) in &examples {
-            let mut names: Vec<(&String, &f64)> = raw
-                .iter()
-                .filter(|(name, _)| seen[name.as_str()] >= MIN_DOCUMENTS)
-                .collect();
-            names.sort_by(|a, b| a.0.cmp(b.0));
-            let row = names
-                .into_iter()
-                .map(|(name, &v)| {
-                    let next = vocabulary.len();
-                    (*vocabulary.entry(name.clone()).or_insert(next), v)
-                })
-                .collect();
-            rows.push((row, y));
-        }
-        let k = classes.len();
-        let mut weights = vec![0.0; vocabulary.len() * k];
-        let mut bias = vec![0.0; k];
-        let mut order: Vec<usize> = (0..rows.len()).collect();
-        let mut rng = XorShift(0x5EED_F00D_CAFE_1234);
-        let mut z = vec![0.0; k];
-        let mut step = 0usize;
-        for _ in 0..EPOCHS {
-            for i in (1..order.len()).rev() {
-                order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
-            }
-            for &r in &order {
-                let (row, y) = &rows[r];
-                step += 1;
-                let rate = LEARNING_RATE / (1.0 + step as f64 * 1e-4);
-                scores(&weights, &bias, k, row, &mut z);
-                softmax(&mut z);
-                // The gradient per class, then one pass over the row's weights.
-                z[*y] -= 1.0;
-                for (b, g) in bias.iter_mut().zip(&z) {
-                    *b -= rate * g;
-                }
-                for &(f, v) in row {
-                    for (w, g) in weights[f * k..(f + 1) * k].iter_mut().zip(&z) {
-                        *w -= rate * (g * v + L2 * *w);
-                    }
-                }
-            }
-        }
-        Self {
-            classes,
-            vocabulary,
-            weights,
-            bias,
-            trained_on: rows.len(),
-        }
-    }
-
-    pub fn predict(&self, raw: &RawFeatures) -> Prediction {
-        let k = self.classes.len();
-        if k == 0 {
-            return Prediction {
-                probabilities: Vec::new(),
-                words: Vec::new(),
-                trained_on: self.trained_on,
-            };
-        }
-        let row: Vec<(usize, f64, &str)> = raw
-            .iter()
-            .filter_map(|(name, &v)| Some((*self.vocabulary.get(name)?, v, name.as_str())))
-            .collect();
-        let mut z = vec![0.0; k];
-        let plain: Vec<(usize, f64)> = row.iter().map(|&(f, v, _)| (f, v)).collect();
-        scores(&self.weights, &self.bias, k, &plain, &mut z);
-        softmax(&mut z);
-        let mut probabilities: Vec<(String, f64)> = self
-            .classes
-            .iter()
-            .cloned()
-            .zip(z.iter().copied())
-            .collect();
-        probabilities.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        let top = self
-            .classes
-            .iter()
-            .position(|c| *c == probabilities[0].0)
-            .unwrap_or(0);
-        // The words (not pairs or letter groups) that argued most for the top class.
-        let mut pushes: Vec<(f64, &str)> = row
-            .iter()
-            .filter_map(|&(f, v, name)| {
-                let word = name.strip_prefix("w:")?;
-                let push = v
-                    * (self.weights[f * k + top]
-                        - (0..k).map(|c| self.weights[f * k + c]).sum::<f64>() / k as f64);
-                (push > 0.0).then_some((push, word))
-            })
-            .collect();
-        pushes.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-        Prediction {
-            probabilities,
-            words: pushes
-                .into_iter()
-                .take(8)
-                .map(|(_, w)| w.to_owned())
-                .collect(),
-            trained_on: self.trained_on,
-        }
-    }
-}
-
-fn scores(weights: &[f64], bias: &[f64], k: usize, row: &[(usize, f64)], z: &mut [f64]) {
-    z.copy_from_slice(bias);
-    for &(f, v) in row {
-        for (c, zc) in z.iter_mut().enumerate() {
-            *zc += weights[f * k + c] * v;
-        }
-    }
-}
-
-fn softmax(z: &mut [f64]) {
-    let max = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut sum = 0.0;
-    for v in z.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in z.iter_mut() {
-        *v /= sum;
-    }
-}
-
-/// Trains a model for `classes` on labelled transcripts (those of other
-/// classes are skipped).
-pub fn train(classes: Vec<String>, docs: &[TrainingDoc]) -> Model {
-    let examples: Vec<(RawFeatures, String)> = docs
-        .iter()
-        .map(|d| {
-            let body = [d.description.as_str(), d.transcript.as_str()];
-            let text = Text {
-                title: &d.title,
-                body: &body,
-            };
-            (features(text), d.subject.clone())
-        })
-        .collect();
-    Model::train(classes, &examples)
-}
-
-/// The model trained on the built-in corpus for `classes`, once per process
-/// and class list; `None` when the corpus does not teach every class (a
-/// taxonomy with subjects of its own): a class without examples would never
-/// win, so such a taxonomy is tagged by its lexicon alone.
+/// The model for `classes`: the one trained at build time when `classes`
+/// are exactly the corpus's labels (the built-in taxonomy), else one trained
+/// here on the corpus's transcripts of those classes, once per process and
+/// class list. `None` when the corpus does not teach every class (a taxonomy
+/// with subjects of its own): a class without examples would never win, so
+/// such a taxonomy is tagged by its lexicon alone.
 pub fn built_in(classes: &[String]) -> Option<Arc<Model>> {
+    static EMBEDDED: OnceLock<Arc<Model>> = OnceLock::new();
+    let embedded = EMBEDDED.get_or_init(|| {
+        Arc::new(Model::from_bytes(BUILT_IN).expect("the model build.rs wrote reads back"))
+    });
+    let mut sorted = classes.to_vec();
+    sorted.sort();
+    if sorted == embedded.classes() {
+        return Some(embedded.clone());
+    }
     type Cache = std::sync::Mutex<Vec<(Vec<String>, Option<Arc<Model>>)>>;
     static CACHE: OnceLock<Cache> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -432,6 +100,37 @@ mod tests {
         }
     }
 
+    /// The weights the binary carries are the ones this code trains on this
+    /// corpus, and they read back exactly.
+    #[test]
+    fn the_built_in_model_is_the_corpus_trained_here() {
+        let docs: Vec<TrainingDoc> = corpus().into_iter().map(|(_, d)| d).collect();
+        let mut labels: Vec<String> = docs.iter().map(|d| d.subject.clone()).collect();
+        labels.reverse();
+        let here = train(labels.clone(), &docs);
+        assert_eq!(here.to_bytes(), BUILT_IN, "build.rs trained another model");
+        let read = Model::from_bytes(BUILT_IN).expect("reads back");
+        assert_eq!(read.to_bytes(), BUILT_IN);
+        let built_in = built_in(&labels).expect("the corpus teaches its own labels");
+        assert_eq!(built_in.trained_on, docs.len());
+    }
+
+    #[test]
+    fn a_damaged_model_is_refused_not_misread() {
+        let model = Model::from_bytes(BUILT_IN).expect("reads back");
+        let bytes = model.to_bytes();
+        for cut in [0, 10, bytes.len() / 2, bytes.len() - 1] {
+            assert!(Model::from_bytes(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(Model::from_bytes(&longer).is_none());
+        let mut huge = bytes;
+        let at = b"stemfeed-tagger-model 1\n".len() + 4;
+        huge[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(Model::from_bytes(&huge).is_none());
+    }
+
     #[test]
     fn training_is_deterministic_and_learns_its_examples() {
         let classes = vec!["a".to_owned(), "b".to_owned()];
@@ -453,7 +152,7 @@ mod tests {
         ];
         let one = Model::train(classes.clone(), &examples);
         let two = Model::train(classes, &examples);
-        assert_eq!(one.weights, two.weights);
+        assert_eq!(one.to_bytes(), two.to_bytes());
         let body = ["the ball rolled"];
         let p = one.predict(&features(Text {
             title: "",
