@@ -326,7 +326,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
 ///   seen in one training transcript were dropped (for training speed; the
 ///   change was judged by cross-validation, not by these sets);
 /// - 528 more training transcripts (four writers, Roman Urdu and Urdu
-///   script): 94.3%, 94.1%, 100%.
+///   script): 94.3%, 94.1%, 100%; unchanged with writers 11-14.
 const BLIND_FLOOR: (f64, f64, f64) = (94.0, 94.0, 100.0);
 
 /// Measures a held-out set with cases of no usable text and gates it at
@@ -370,8 +370,10 @@ fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
 /// - the learned model: 81.8%, 87.5%, 95.5%, 70.0% (a first version that let
 ///   the model decide short texts read 30% undetermined; see the README);
 ///   81.8%, 87.5%, 98.9%, 70.0% after rare inputs were dropped;
-///   89.8%, 90.6%, 97.7%, 70.0% with the 528 more training transcripts.
-const BLIND2_FLOOR: (f64, f64, f64, f64) = (89.0, 90.0, 97.0, 70.0);
+///   89.8%, 90.6%, 97.7%, 70.0% with the 528 more training transcripts;
+///   93.2%, 93.8%, 98.9%, 70.0% with writers 11-14 (528 more, chosen by
+///   cross-validation before this set was read again).
+const BLIND2_FLOOR: (f64, f64, f64, f64) = (93.0, 93.0, 98.0, 70.0);
 
 /// Leave-one-writer-out over the training transcripts: the model is trained
 /// on all writers' files but one and scored on that one's, for each writer. This is
@@ -426,10 +428,15 @@ fn cross_validation_by_training_writer() {
         kept.pct()
     );
     assert!(top1.n >= 400, "{} STEM transcripts", top1.n);
-    // The level measured when the settings were chosen, rounded down.
+    // The level measured, rounded down: 97.7%, 98.9%, 99.7% over writers
+    // 01-10 when the settings were chosen; 97.0%, 99.2%, 99.7% over 01-14
+    // (writers 11-14 write in settings and lengths the others did not, and
+    // are the hardest folds, 93-96% top-1; on the folds of 01-10 the added
+    // writers raised top-1 from 97.7% to 98.1%, off-topic recall from 98.9%
+    // to 99.5%). L2 1.5e-3 and 6e-3 were tried again on 01-14: both lower.
     for (what, now, floor) in [
-        ("top-1 on STEM", top1.pct(), 97.0),
-        ("off-topic recall", off.pct(), 98.0),
+        ("top-1 on STEM", top1.pct(), 96.0),
+        ("off-topic recall", off.pct(), 99.0),
         ("STEM kept as STEM", kept.pct(), 99.0),
     ] {
         assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
@@ -448,7 +455,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_third_blind_set() {
 /// the learned model 95.5%, 97.2%, 96.6%, 100% (its first version read 37.5%
 /// undetermined; see the README); 97.7%, 97.2%, 98.9%, 100% after rare
 /// inputs were dropped; 98.9%, 100%, 100%, 100% with the 528 more training
-/// transcripts.
+/// transcripts; unchanged with writers 11-14.
 const BLIND3_FLOOR: (f64, f64, f64, f64) = (98.0, 100.0, 100.0, 100.0);
 
 /// The fourth held-out set: written blind from a brief of its own (a
@@ -464,5 +471,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_fourth_blind_set() {
 /// rounded down. History: the lexicon alone 87.5%, 66.7%, 89.8%; the
 /// learned model on writers 01-10 (first measurement) 97.7%, 100%, 100%,
 /// 87.5% (7 of 8); 18 cases share an 8-word run with training, and on the
-/// others 98.6%, 100%, 100%.
+/// others 98.6%, 100%, 100%. With writers 11-14 (the change it was
+/// written to judge): 97.7%, 100%, 100%, 87.5%, unchanged; 24 cases share a
+/// run, and on the others 98.5%, 100%, 100%.
 const BLIND4_FLOOR: (f64, f64, f64, f64) = (97.0, 100.0, 100.0, 87.0);
