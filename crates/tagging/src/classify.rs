@@ -71,6 +71,9 @@ pub struct Tags {
     pub grade_band: Option<GradeEstimate>,
     pub hashtags: Vec<String>,
     pub keywords: Vec<String>,
+    /// The terms found for what was decided (the subjects, or the off-topic
+    /// category), then, for a video called off-topic, the terms of the
+    /// subjects still listed (marked `against`).
     pub evidence: Vec<Evidence>,
     /// Why the text cannot tell STEM from off-topic (too few usable words
     /// and no subject or off-topic vocabulary): a curator decides. Such a
@@ -176,6 +179,10 @@ pub struct Evidence {
     pub start: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<f64>,
+    /// The term argues against the decision: a STEM term in a video called
+    /// off-topic.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub against: bool,
 }
 
 /// A term's weight for its owner, and how often it was found per source.
@@ -686,13 +693,28 @@ impl Tagger {
             Owner::OffTopic(oi) => !stem && off.is_some_and(|(o, _)| o.id == tax.off_topic[oi].id),
             Owner::Band(_) => false,
         };
+        // And, after it, what argued the other way: when a video is called
+        // off-topic, the STEM terms of the subjects still listed, so a
+        // curator sees what a lesson's case would rest on.
+        let against = |owner: Owner| match owner {
+            Owner::Topic(si, _) => !stem && subjects.iter().any(|s| s.id == tax.subjects[si].id),
+            Owner::OffTopic(_) | Owner::Band(_) => false,
+        };
         let owner_id = |owner: Owner| match owner {
             Owner::Topic(si, ti) => tax.subjects[si].topics[ti].id.clone(),
             Owner::OffTopic(oi) => tax.off_topic[oi].id.clone(),
             Owner::Band(bi) => tax.grade_bands[bi].id.clone(),
         };
         let mut evidence: Vec<Evidence> = Vec::new();
-        for h in hits.iter().filter(|h| shown(h.entry.owner)) {
+        let decision = hits
+            .iter()
+            .filter(|h| shown(h.entry.owner))
+            .map(|h| (h, false));
+        let other = hits
+            .iter()
+            .filter(|h| against(h.entry.owner))
+            .map(|h| (h, true));
+        for (h, against) in decision.chain(other) {
             let duplicate = evidence
                 .iter()
                 .any(|e| e.term == h.entry.term && e.source == h.source && e.start == h.start);
@@ -704,6 +726,7 @@ impl Tagger {
                     source: h.source,
                     start: h.start.map(round3),
                     end: h.end.map(round3),
+                    against,
                 });
             }
         }
@@ -1016,6 +1039,42 @@ mod tests {
             "acceleration is the change of velocity every second, that is what the teacher kept saying while we all watched the trolley roll",
         ));
         assert_eq!(tags.primary_subject(), "physics", "{tags:?}");
+    }
+
+    #[test]
+    fn an_off_topic_call_still_shows_the_stem_terms_it_outweighed() {
+        // A match report: the sports vocabulary wins, but the physics terms
+        // said on the way are shown, after the decision's own, marked.
+        let tags = Tagger::lexicon_only(Taxonomy::built_in()).tag(&doc(
+            "Last over thriller 🏏",
+            "what a match yaar, last over, six needed, the bowler runs in, the batsman hits it, the ball goes high, gravity brings it down, the force of that shot, the speed of the ball, the fielder drops it, four runs, the crowd in the stadium goes mad, what a win for the team in the final over of the cricket match",
+        ));
+        assert!(!tags.stem, "{tags:?}");
+        assert!(!tags.subjects.is_empty(), "{tags:?}");
+        let first_against = tags.evidence.iter().position(|e| e.against);
+        let first_against = first_against.expect("the physics terms are shown");
+        assert!(
+            first_against > 0,
+            "the decision's terms come first: {tags:?}"
+        );
+        assert!(tags.evidence[first_against..].iter().all(|e| e.against));
+        assert!(tags.evidence[..first_against].iter().all(|e| !e.against));
+        assert!(
+            tags.evidence.iter().filter(|e| e.against).all(|e| tags
+                .subjects
+                .iter()
+                .any(|s| s.topics.iter().any(|t| t.id == e.counts_for))),
+            "{tags:?}"
+        );
+        // A lesson's evidence never carries the mark.
+        let tags = Tagger::lexicon_only(Taxonomy::built_in()).tag(&doc(
+            "",
+            "acceleration is the change of velocity every second, that is what the teacher kept saying while we all watched the trolley roll",
+        ));
+        assert!(
+            tags.stem && tags.evidence.iter().all(|e| !e.against),
+            "{tags:?}"
+        );
     }
 
     #[test]

@@ -363,16 +363,21 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
         .map_or("", |b| b.id.as_str());
     let hashtags = tags.map(|t| t.hashtags.join(" ")).unwrap_or_default();
     let topic = tags.and_then(Tags::topic).map_or("", |t| t.id.as_str());
-    let evidence = tags
-        .map(|t| {
+    // The terms found for the decision, and (for a video called off-topic)
+    // the STEM terms that argued the other way.
+    let terms = |against: bool| {
+        tags.map(|t| {
             t.evidence
                 .iter()
+                .filter(|e| e.against == against)
                 .take(12)
                 .map(|e| e.term.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
         })
-        .unwrap_or_default();
+        .unwrap_or_default()
+    };
+    let (evidence, stem_terms) = (terms(false), terms(true));
     // What the learned model said, and on which words.
     let classifier = tags.and_then(|t| t.classifier.as_ref()).map(|c| {
         let classes = c
@@ -488,6 +493,9 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
                     label { "Hashtags " input name="hashtags" value=(hashtags) size="40"; }
                     button { "Save tags" }
                     p.note { "Evidence: " (evidence) }
+                    @if !stem_terms.is_empty() {
+                        p.note.against { "STEM terms found all the same: " (stem_terms) }
+                    }
                     @if let Some(c) = &classifier {
                         p.note.classifier { "Text classifier: " (c) }
                     }
@@ -792,6 +800,15 @@ mod tests {
             .expect("the title alone names physics")
             .words
             .push(XSS.to_owned());
+        tags.evidence.push(stemfeed_tagging::Evidence {
+            term: format!("force{XSS}"),
+            matched: "force".into(),
+            counts_for: "force-and-motion".into(),
+            source: stemfeed_tagging::Source::Title,
+            start: None,
+            end: None,
+            against: true,
+        });
         let title = format!("Ball {XSS} \"drop\" 'test'");
         let glossaries = BTreeMap::from([(
             "en".to_owned(),
@@ -887,9 +904,13 @@ mod tests {
             format!("label=\"en.transcript{quotes}\""),
             format!("action=\"/review/v1/captions/en.transcript{quotes}/decision\""),
             format!("<input name=\"hashtags\" value=\"{quotes} #physics\" size=\"40\">"),
-            // The text classifier's view, its words as text.
-            "Text classifier: physics ".to_owned(),
+            // The text classifier's view (its ranking is the model's
+            // business), its words as text.
+            "<p class=\"note classifier\">Text classifier: ".to_owned(),
+            "physics 0.".to_owned(),
             format!("{XSS_ESCAPED}</p>"),
+            // Terms that argue against the decision, apart and escaped.
+            format!("STEM terms found all the same: force{XSS_ESCAPED}</p>"),
         ] {
             assert!(html.contains(&expected), "missing {expected}\n{html}");
         }
