@@ -21,8 +21,8 @@ pub mod text;
 mod classify;
 
 pub use classify::{
-    ClassProbability, ClassifierView, Document, Evidence, GradeEstimate, OffTopicFlag, Segment,
-    Source, SubjectTag, Tagger, Tags, TopicTag,
+    CALL_RIGHT_BY_BAND, ClassProbability, ClassifierView, Document, Evidence, GradeEstimate,
+    OffTopicFlag, Segment, Source, SubjectTag, Tagger, Tags, TopicTag,
 };
 pub use taxonomy::{Taxonomy, TaxonomyError};
 

@@ -149,6 +149,7 @@ fn score(tagger: &Tagger, name: &str, which: &str, held_out: bool) -> Measured {
     let (mut fresh_top1, mut fresh_off, mut fresh_kept) =
         (Tally::default(), Tally::default(), Tally::default());
     let mut shared = 0;
+    let mut calls: Vec<(f64, bool)> = Vec::new();
     let started = Instant::now();
     for c in &cases {
         let doc = Document {
@@ -173,6 +174,9 @@ fn score(tagger: &Tagger, name: &str, which: &str, held_out: bool) -> Measured {
         }
         let got = tags.primary_subject();
         let ok = got == c.subject;
+        if let Some(p) = tags.classifier.as_ref().and_then(|c| c.call_right) {
+            calls.push((p, ok));
+        }
         let own = runs(&c.transcript);
         let common = own.intersection(training).count();
         // A case pasted into the training transcripts (or they into it)
@@ -258,6 +262,10 @@ fn score(tagger: &Tagger, name: &str, which: &str, held_out: bool) -> Measured {
         println!("{:<34} {:>5} {:>7} {:>7.1}%", name, t.n, t.right, t.pct());
     }
     println!("mean time per video: {per_video_ms:.3} ms");
+    if !calls.is_empty() {
+        println!("call_right against how often the calls on {name} were right:");
+        print_calibration(&calls);
+    }
     if held_out {
         println!("misses: {} (not listed: a held-out set)", misses.len());
     } else if !misses.is_empty() {
@@ -325,8 +333,9 @@ fn subject_accuracy_and_off_topic_recall_on_the_blind_set() {
 ///   seen in one training transcript were dropped (for training speed; the
 ///   change was judged by cross-validation, not by these sets);
 /// - 528 more training transcripts (four writers, Roman Urdu and Urdu
-///   script): 94.3%, 94.1%, 100%; unchanged with writers 11-14.
-const BLIND_FLOOR: (f64, f64, f64) = (94.0, 94.0, 100.0);
+///   script): 94.3%, 94.1%, 100%; unchanged with writers 11-14;
+/// - writers 15-18 (528 more): 95.5%, 97.1%, 100%.
+const BLIND_FLOOR: (f64, f64, f64) = (95.0, 97.0, 100.0);
 
 /// Measures a held-out set with cases of no usable text and gates it at
 /// `floor`: (top-1 on STEM, off-topic recall, STEM kept, undetermined).
@@ -371,7 +380,8 @@ fn subject_accuracy_and_off_topic_recall_on_the_second_blind_set() {
 ///   81.8%, 87.5%, 98.9%, 70.0% after rare inputs were dropped;
 ///   89.8%, 90.6%, 97.7%, 70.0% with the 528 more training transcripts;
 ///   93.2%, 93.8%, 98.9%, 70.0% with writers 11-14 (528 more, chosen by
-///   cross-validation before this set was read again).
+///   cross-validation before this set was read again); unchanged with
+///   writers 15-18.
 const BLIND2_FLOOR: (f64, f64, f64, f64) = (93.0, 93.0, 98.0, 70.0);
 
 /// Leave-one-writer-out over the training transcripts: the model is trained
@@ -383,6 +393,7 @@ fn cross_validation_by_training_writer() {
     let corpus = stemfeed_tagging::learned::corpus();
     let files: std::collections::BTreeSet<&str> = corpus.iter().map(|(f, _)| f.as_str()).collect();
     let (mut top1, mut off, mut kept) = (Tally::default(), Tally::default(), Tally::default());
+    let (mut calls, mut calibrated): (Vec<(f64, bool)>, Vec<(f64, bool)>) = Default::default();
     for held in &files {
         let train: Vec<_> = corpus
             .iter()
@@ -400,6 +411,12 @@ fn cross_validation_by_training_writer() {
                 ..Document::default()
             });
             let ok = tags.primary_subject() == d.subject;
+            if let Some(c) = raw_call_probability(&tags) {
+                calls.push((c, ok));
+            }
+            if let Some(c) = tags.classifier.as_ref().and_then(|c| c.call_right) {
+                calibrated.push((c, ok));
+            }
             if d.subject == "off-topic" {
                 o.add(ok);
                 off.add(ok);
@@ -426,6 +443,45 @@ fn cross_validation_by_training_writer() {
         off.pct(),
         kept.pct()
     );
+    println!("the model's probability of the call, as it comes:");
+    print_calibration(&calls);
+    // The table the tagger reads call_right from, measured on these calls.
+    let table = stemfeed_tagging::CALL_RIGHT_BY_BAND;
+    let mut lower = 0.0;
+    let mut measured = Vec::new();
+    for &(upper, _) in &table {
+        let last = upper >= 1.0;
+        let inside: Vec<bool> = calls
+            .iter()
+            .filter(|(p, _)| *p >= lower && (*p < upper || last))
+            .map(|(_, ok)| *ok)
+            .collect();
+        let right = inside.iter().filter(|ok| **ok).count();
+        let share = (right as f64 + 1.0) / (inside.len() as f64 + 2.0);
+        measured.push((upper, (share * 1000.0).round() / 1000.0));
+        lower = upper;
+    }
+    let literal: Vec<String> = measured
+        .iter()
+        .map(|(u, s)| format!("    ({u:?}, {s:?}),"))
+        .collect();
+    println!("CALL_RIGHT_BY_BAND measured:\n{}", literal.join("\n"));
+    for (now, then) in measured.iter().zip(&table) {
+        assert!(
+            (now.1 - then.1).abs() <= 0.01,
+            "the tagger's CALL_RIGHT_BY_BAND is stale (band up to {}: {} in the table, {} measured): paste the table printed above",
+            now.0,
+            then.1,
+            now.1
+        );
+    }
+    println!("call_right, as tags.json carries it:");
+    let ece = print_calibration(&calibrated);
+    assert!(
+        ece <= 0.03,
+        "call_right is off by {:.1} points",
+        100.0 * ece
+    );
     assert!(top1.n >= 400, "{} STEM transcripts", top1.n);
     // The level measured, rounded down: 97.7%, 98.9%, 99.7% over writers
     // 01-10 when the settings were chosen; 97.0%, 99.2%, 99.7% over 01-14
@@ -433,9 +489,12 @@ fn cross_validation_by_training_writer() {
     // are the hardest folds, 93-96% top-1; on the folds of 01-10 the added
     // writers raised top-1 from 97.7% to 98.1%, off-topic recall from 98.9%
     // to 99.5%). L2 1.5e-3 and 6e-3 were tried again on 01-14: both lower.
+    // 97.2%, 99.0%, 99.8% over 01-18; on the folds of 01-14 writers 15-18
+    // moved top-1 from 97.0% to 97.3%, off-topic recall from 99.2% to 98.9%
+    // (two transcripts) and STEM kept from 99.7% to 99.8%.
     for (what, now, floor) in [
-        ("top-1 on STEM", top1.pct(), 96.0),
-        ("off-topic recall", off.pct(), 99.0),
+        ("top-1 on STEM", top1.pct(), 97.0),
+        ("off-topic recall", off.pct(), 98.0),
         ("STEM kept as STEM", kept.pct(), 99.0),
     ] {
         assert!(now >= floor, "{what}: {now:.1}% fell below {floor:.1}%");
@@ -454,7 +513,7 @@ fn subject_accuracy_and_off_topic_recall_on_the_third_blind_set() {
 /// the learned model 95.5%, 97.2%, 96.6%, 100% (its first version read 37.5%
 /// undetermined; see the README); 97.7%, 97.2%, 98.9%, 100% after rare
 /// inputs were dropped; 98.9%, 100%, 100%, 100% with the 528 more training
-/// transcripts; unchanged with writers 11-14.
+/// transcripts; unchanged with writers 11-14 and with 15-18.
 const BLIND3_FLOOR: (f64, f64, f64, f64) = (98.0, 100.0, 100.0, 100.0);
 
 /// The fourth held-out set: written blind from a brief of its own (a
@@ -472,8 +531,9 @@ fn subject_accuracy_and_off_topic_recall_on_the_fourth_blind_set() {
 /// 87.5% (7 of 8); 18 cases share an 8-word run with training, and on the
 /// others 98.6%, 100%, 100%. With writers 11-14 (the change it was
 /// written to judge): 97.7%, 100%, 100%, 87.5%, unchanged; 24 cases share a
-/// run, and on the others 98.5%, 100%, 100%.
-const BLIND4_FLOOR: (f64, f64, f64, f64) = (97.0, 100.0, 100.0, 87.0);
+/// run, and on the others 98.5%, 100%, 100%. With writers 15-18: 98.9%,
+/// 100%, 100%, 87.5%; 29 share a run, the others 100%, 100%, 100%.
+const BLIND4_FLOOR: (f64, f64, f64, f64) = (98.0, 100.0, 100.0, 87.0);
 
 /// The fifth held-out set: blind4's brief with another picture of the
 /// upload queue (clips, reactions, adverts, videos that mix two things),
@@ -487,5 +547,57 @@ fn subject_accuracy_and_off_topic_recall_on_the_fifth_blind_set() {
 /// rounded down. History: the lexicon alone 78.4%, 72.2%, 83.0%; the
 /// learned model on writers 01-14 (first measurement) 96.6%, 100%, 98.9%,
 /// 87.5% (7 of 8); 26 cases share an 8-word run with training, and on the
-/// others 95.5%, 100%, 98.5%.
+/// others 95.5%, 100%, 98.5%. With writers 15-18 (the change it was
+/// written to judge): unchanged, 96.6%, 100%, 98.9%, 87.5%.
 const BLIND5_FLOOR: (f64, f64, f64, f64) = (96.0, 100.0, 98.0, 87.0);
+
+/// The model's probability of the call `tags` made (the first subject, or
+/// off-topic); `None` when the model did not decide.
+fn raw_call_probability(tags: &stemfeed_tagging::Tags) -> Option<f64> {
+    let classifier = tags.classifier.as_ref()?;
+    let class = tags.primary_subject();
+    Some(
+        classifier
+            .probabilities
+            .iter()
+            .find(|p| p.class == class)
+            .map_or(0.0, |p| p.probability),
+    )
+}
+
+/// How far the stated confidences are from how often the calls are right:
+/// a table by confidence band and the expected calibration error (the
+/// bands' gaps weighted by their sizes). Printed, not gated: the
+/// confidences are shown to curators, and this says how to read them.
+fn print_calibration(calls: &[(f64, bool)]) -> f64 {
+    println!(
+        "{:<12} {:>6} {:>10} {:>10}",
+        "band", "calls", "stated", "right"
+    );
+    let mut ece = 0.0;
+    const EDGES: [f64; 9] = [0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 1.0];
+    for (band, w) in EDGES.windows(2).enumerate() {
+        let (lo, hi) = (w[0], w[1]);
+        let last = band == EDGES.len() - 2;
+        let inside: Vec<&(f64, bool)> = calls
+            .iter()
+            .filter(|(c, _)| *c >= lo && (*c < hi || (last && *c <= 1.0)))
+            .collect();
+        if inside.is_empty() {
+            continue;
+        }
+        let n = inside.len() as f64;
+        let stated = inside.iter().map(|(c, _)| c).sum::<f64>() / n;
+        let right = inside.iter().filter(|(_, ok)| *ok).count() as f64 / n;
+        ece += n / calls.len() as f64 * (stated - right).abs();
+        println!(
+            "{:<12} {:>6} {:>9.1}% {:>9.1}%",
+            format!("{lo:.2}-{hi:.2}"),
+            inside.len(),
+            100.0 * stated,
+            100.0 * right
+        );
+    }
+    println!("expected calibration error: {:.1} points", 100.0 * ece);
+    ece
+}
