@@ -393,7 +393,9 @@ fn cross_validation_by_training_writer() {
     let corpus = stemfeed_tagging::learned::corpus();
     let files: std::collections::BTreeSet<&str> = corpus.iter().map(|(f, _)| f.as_str()).collect();
     let (mut top1, mut off, mut kept) = (Tally::default(), Tally::default(), Tally::default());
-    let (mut calls, mut calibrated): (Vec<(f64, bool)>, Vec<(f64, bool)>) = Default::default();
+    // (the call's confidence, whether the call was right)
+    let mut calls: Vec<(f64, bool)> = Vec::new();
+    let mut calibrated: Vec<(f64, bool)> = Vec::new();
     for held in &files {
         let train: Vec<_> = corpus
             .iter()
