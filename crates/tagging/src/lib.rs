@@ -26,5 +26,8 @@ pub use classify::{
 };
 pub use taxonomy::{Taxonomy, TaxonomyError};
 
-/// Version of the `tags.json` layout.
-pub const TAGS_VERSION: u32 = 1;
+/// Version of the `tags.json` layout. 2: `evidence` may end with terms
+/// marked `against` (the STEM terms an off-topic call outweighed), and
+/// `classifier` carries `call_probability` and `call_right`; a version-1
+/// file reads as version 2 with neither.
+pub const TAGS_VERSION: u32 = 2;

@@ -393,9 +393,8 @@ fn cross_validation_by_training_writer() {
     let corpus = stemfeed_tagging::learned::corpus();
     let files: std::collections::BTreeSet<&str> = corpus.iter().map(|(f, _)| f.as_str()).collect();
     let (mut top1, mut off, mut kept) = (Tally::default(), Tally::default(), Tally::default());
-    // (the call's confidence, whether the call was right)
+    // (the model's probability of the call, whether the call was right)
     let mut calls: Vec<(f64, bool)> = Vec::new();
-    let mut calibrated: Vec<(f64, bool)> = Vec::new();
     for held in &files {
         let train: Vec<_> = corpus
             .iter()
@@ -413,11 +412,8 @@ fn cross_validation_by_training_writer() {
                 ..Document::default()
             });
             let ok = tags.primary_subject() == d.subject;
-            if let Some(c) = raw_call_probability(&tags) {
-                calls.push((c, ok));
-            }
-            if let Some(c) = tags.classifier.as_ref().and_then(|c| c.call_right) {
-                calibrated.push((c, ok));
+            if let Some(p) = tags.classifier.as_ref().and_then(|c| c.call_probability) {
+                calls.push((p, ok));
             }
             if d.subject == "off-topic" {
                 o.add(ok);
@@ -477,13 +473,8 @@ fn cross_validation_by_training_writer() {
             now.1
         );
     }
-    println!("call_right, as tags.json carries it:");
-    let ece = print_calibration(&calibrated);
-    assert!(
-        ece <= 0.03,
-        "call_right is off by {:.1} points",
-        100.0 * ece
-    );
+    // How well call_right reads is measured on the held-out sets (printed
+    // with each): here it would be measured on the calls it was made from.
     assert!(top1.n >= 400, "{} STEM transcripts", top1.n);
     // The level measured, rounded down: 97.7%, 98.9%, 99.7% over writers
     // 01-10 when the settings were chosen; 97.0%, 99.2%, 99.7% over 01-14
@@ -553,25 +544,11 @@ fn subject_accuracy_and_off_topic_recall_on_the_fifth_blind_set() {
 /// written to judge): unchanged, 96.6%, 100%, 98.9%, 87.5%.
 const BLIND5_FLOOR: (f64, f64, f64, f64) = (96.0, 100.0, 98.0, 87.0);
 
-/// The model's probability of the call `tags` made (the first subject, or
-/// off-topic); `None` when the model did not decide.
-fn raw_call_probability(tags: &stemfeed_tagging::Tags) -> Option<f64> {
-    let classifier = tags.classifier.as_ref()?;
-    let class = tags.primary_subject();
-    Some(
-        classifier
-            .probabilities
-            .iter()
-            .find(|p| p.class == class)
-            .map_or(0.0, |p| p.probability),
-    )
-}
-
 /// How far the stated confidences are from how often the calls are right:
 /// a table by confidence band and the expected calibration error (the
 /// bands' gaps weighted by their sizes). Printed, not gated: the
 /// confidences are shown to curators, and this says how to read them.
-fn print_calibration(calls: &[(f64, bool)]) -> f64 {
+fn print_calibration(calls: &[(f64, bool)]) {
     println!(
         "{:<12} {:>6} {:>10} {:>10}",
         "band", "calls", "stated", "right"
@@ -601,5 +578,4 @@ fn print_calibration(calls: &[(f64, bool)]) -> f64 {
         );
     }
     println!("expected calibration error: {:.1} points", 100.0 * ece);
-    ece
 }

@@ -377,7 +377,14 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
         })
         .unwrap_or_default()
     };
-    let (evidence, stem_terms) = (terms(false), terms(true));
+    let evidence = terms(false);
+    // Only while the call is off-topic: a curator who made it a lesson has
+    // answered them.
+    let stem_terms = if tags.is_some_and(|t| !t.stem) {
+        terms(true)
+    } else {
+        String::new()
+    };
     // What the learned model said, and on which words.
     let classifier = tags.and_then(|t| t.classifier.as_ref()).map(|c| {
         let classes = c
@@ -388,7 +395,7 @@ pub fn video(caller: &Caller, v: &VideoPage<'_>) -> Markup {
             .join(", ");
         let right = c.call_right.map_or_else(String::new, |r| {
             format!(
-                "; calls this sure were right {:.0}% of the time on transcripts it had not learned from",
+                "; calls this sure were right {:.1}% of the time on transcripts it had not learned from",
                 100.0 * r
             )
         });
@@ -806,6 +813,8 @@ mod tests {
             .expect("the title alone names physics")
             .words
             .push(XSS.to_owned());
+        // Called off-topic, with a STEM term it outweighed.
+        tags.stem = false;
         tags.evidence.push(stemfeed_tagging::Evidence {
             term: format!("force{XSS}"),
             matched: "force".into(),

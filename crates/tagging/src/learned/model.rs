@@ -123,6 +123,9 @@ pub struct Prediction {
     pub words: Vec<String>,
     /// How many transcripts the model that made it learned from.
     pub trained_on: usize,
+    /// Made by the model `build.rs` trained (set by the library, which
+    /// knows which model that is).
+    pub built_in: bool,
 }
 
 impl Prediction {
@@ -335,6 +338,7 @@ impl Model {
                 probabilities: Vec::new(),
                 words: Vec::new(),
                 trained_on: self.trained_on,
+                built_in: false,
             };
         }
         let row: Vec<(usize, f64, &str)> = raw
@@ -376,6 +380,7 @@ impl Model {
                 .map(|(_, w)| w.to_owned())
                 .collect(),
             trained_on: self.trained_on,
+            built_in: false,
         }
     }
 }
