@@ -40,9 +40,7 @@ fn main() {
         let name = file_name(path);
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-        let file: model::CorpusFile = toml::from_str(&text)
-            .unwrap_or_else(|e| panic!("training file {name} does not parse: {e}"));
-        docs.extend(file.doc);
+        docs.extend(model::parse_corpus_file(&name, &text));
         list.push_str(&format!(
             "    ({name:?}, include_str!({:?})),\n",
             path.canonicalize().expect("the file was just read")
@@ -54,10 +52,9 @@ fn main() {
     classes.sort();
     classes.dedup();
     for class in &classes {
-        let n = docs.iter().filter(|d| d.subject == *class).count();
         assert!(
-            n >= model::MIN_EXAMPLES,
-            "label {class} has {n} training transcripts, fewer than {}",
+            model::teaches(&docs, class),
+            "label {class} has fewer than {} training transcripts",
             model::MIN_EXAMPLES
         );
     }

@@ -152,7 +152,7 @@ pub const CALL_RIGHT_BY_BAND: [(f64, f64); 8] = [
 ];
 
 /// [`CALL_RIGHT_BY_BAND`] read at a probability.
-pub fn call_right(p: f64) -> f64 {
+fn call_right(p: f64) -> f64 {
     CALL_RIGHT_BY_BAND
         .iter()
         .find(|(upper, _)| p < *upper)
@@ -806,8 +806,6 @@ impl Tagger {
             .filter(|_| stem)
             .map_or(learned::OFF_TOPIC, |s| s.id.as_str())
             .to_owned();
-        let call_p = decided_by_model.map_or(0.0, |pr| round3(pr.probability(&called)));
-        let built_in_model = decided_by_model.is_some_and(|pr| pr.built_in);
         Tags {
             version: crate::TAGS_VERSION,
             taxonomy_version: tax.version,
@@ -819,20 +817,23 @@ impl Tagger {
             keywords,
             evidence,
             undetermined,
-            classifier: decided_by_model.map(|pr| ClassifierView {
-                trained_on: pr.trained_on,
-                probabilities: pr
-                    .probabilities
-                    .iter()
-                    .take(3)
-                    .map(|(class, p)| ClassProbability {
-                        class: class.clone(),
-                        probability: round3(*p),
-                    })
-                    .collect(),
-                words: pr.words.clone(),
-                call_probability: Some(call_p),
-                call_right: built_in_model.then(|| call_right(call_p)),
+            classifier: decided_by_model.map(|pr| {
+                let call_p = round3(pr.probability(&called));
+                ClassifierView {
+                    trained_on: pr.trained_on,
+                    probabilities: pr
+                        .probabilities
+                        .iter()
+                        .take(3)
+                        .map(|(class, p)| ClassProbability {
+                            class: class.clone(),
+                            probability: round3(*p),
+                        })
+                        .collect(),
+                    words: pr.words.clone(),
+                    call_probability: Some(call_p),
+                    call_right: pr.built_in.then(|| call_right(call_p)),
+                }
             }),
             edited_by: None,
         }

@@ -39,9 +39,9 @@ pub fn corpus() -> Vec<(String, TrainingDoc)> {
     CORPUS
         .iter()
         .flat_map(|(name, text)| {
-            let file: CorpusFile = toml::from_str(text)
-                .unwrap_or_else(|e| panic!("training file {name} does not parse: {e}"));
-            file.doc.into_iter().map(|d| ((*name).to_owned(), d))
+            parse_corpus_file(name, text)
+                .into_iter()
+                .map(|d| ((*name).to_owned(), d))
         })
         .collect()
 }
@@ -84,9 +84,7 @@ pub fn built_in(classes: &[String]) -> Option<Arc<Model>> {
         return m.clone();
     }
     let docs: Vec<TrainingDoc> = corpus().into_iter().map(|(_, d)| d).collect();
-    let taught =
-        |class: &String| docs.iter().filter(|d| d.subject == *class).count() >= MIN_EXAMPLES;
-    let model = (!classes.is_empty() && classes.iter().all(taught))
+    let model = (!classes.is_empty() && classes.iter().all(|c| teaches(&docs, c)))
         .then(|| Arc::new(train(classes.to_vec(), &docs)));
     cache.push((classes.to_vec(), model.clone()));
     model

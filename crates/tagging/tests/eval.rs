@@ -448,10 +448,9 @@ fn cross_validation_by_training_writer() {
     let mut lower = 0.0;
     let mut measured = Vec::new();
     for &(upper, _) in &table {
-        let last = upper >= 1.0;
         let inside: Vec<bool> = calls
             .iter()
-            .filter(|(p, _)| *p >= lower && (*p < upper || last))
+            .filter(|(p, _)| in_band(*p, lower, upper))
             .map(|(_, ok)| *ok)
             .collect();
         let right = inside.iter().filter(|ok| **ok).count();
@@ -544,6 +543,13 @@ fn subject_accuracy_and_off_topic_recall_on_the_fifth_blind_set() {
 /// written to judge): unchanged, 96.6%, 100%, 98.9%, 87.5%.
 const BLIND5_FLOOR: (f64, f64, f64, f64) = (96.0, 100.0, 98.0, 87.0);
 
+/// Whether probability `p` falls in the band from `lo` to `hi`: `lo`
+/// included, `hi` excluded except for the last band (`hi` = 1), which
+/// includes 1.
+fn in_band(p: f64, lo: f64, hi: f64) -> bool {
+    p >= lo && (p < hi || (hi >= 1.0 && p <= 1.0))
+}
+
 /// How far the stated confidences are from how often the calls are right:
 /// a table by confidence band and the expected calibration error (the
 /// bands' gaps weighted by their sizes). Printed, not gated: the
@@ -555,13 +561,9 @@ fn print_calibration(calls: &[(f64, bool)]) {
     );
     let mut ece = 0.0;
     const EDGES: [f64; 9] = [0.0, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99, 1.0];
-    for (band, w) in EDGES.windows(2).enumerate() {
+    for w in EDGES.windows(2) {
         let (lo, hi) = (w[0], w[1]);
-        let last = band == EDGES.len() - 2;
-        let inside: Vec<&(f64, bool)> = calls
-            .iter()
-            .filter(|(c, _)| *c >= lo && (*c < hi || (last && *c <= 1.0)))
-            .collect();
+        let inside: Vec<&(f64, bool)> = calls.iter().filter(|(c, _)| in_band(*c, lo, hi)).collect();
         if inside.is_empty() {
             continue;
         }

@@ -46,8 +46,21 @@ pub struct TrainingDoc {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct CorpusFile {
-    pub doc: Vec<TrainingDoc>,
+struct CorpusFile {
+    doc: Vec<TrainingDoc>,
+}
+
+/// The transcripts of one training file (`name` is for the message: a file
+/// that does not parse stops the build or the process that reads it).
+pub fn parse_corpus_file(name: &str, text: &str) -> Vec<TrainingDoc> {
+    toml::from_str::<CorpusFile>(text)
+        .unwrap_or_else(|e| panic!("training file {name} does not parse: {e}"))
+        .doc
+}
+
+/// Whether `docs` teach `class`: at least [`MIN_EXAMPLES`] of them carry it.
+pub fn teaches(docs: &[TrainingDoc], class: &str) -> bool {
+    docs.iter().filter(|d| d.subject == class).count() >= MIN_EXAMPLES
 }
 
 /// The text of one video as the model reads it.
